@@ -1,0 +1,171 @@
+"""Core commands: demo-data, train, sample."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo-data", help="write the built-in procedural vise-parts dataset")
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("--per-class", type=int, default=200)
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=None)
+    p.set_defaults(func=run_demo_data)
+
+    p = sub.add_parser("train", help="train (or --resume) a class-conditional FastGAN")
+    p.add_argument(
+        "--data", required=True, help="dataset folder (one subfolder per class), a .zip of one, or 'demo'"
+    )
+    p.add_argument("--out", required=True, help="run folder (checkpoints, samples, logs)")
+    p.add_argument("--res", type=int, default=64, help="image resolution: 32, 64, 128, 256, 512 or 1024")
+    p.add_argument(
+        "--steps", type=int, default=5000, help="total training steps (with --resume: the new total)"
+    )
+    p.add_argument("--batch", type=int, default=16, help="batch size per process")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its latest checkpoint"
+    )
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
+    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ngf", type=int, default=64, help="generator width (FastGAN's ngf)")
+    p.add_argument("--ndf", type=int, default=64, help="discriminator width (FastGAN's ndf)")
+    p.add_argument("--z-dim", type=int, default=128)
+    p.add_argument("--lr-g", type=float, default=2e-4)
+    p.add_argument("--lr-d", type=float, default=2e-4)
+    p.add_argument("--ema", type=float, default=0.999, help="EMA decay of the generator weights")
+    p.add_argument("--diffaug", default="color,translation,cutout", help="DiffAugment policy ('' for none)")
+    p.add_argument("--no-flip", action="store_true", help="disable random horizontal flips of real images")
+    p.add_argument("--recon-loss", choices=["mse", "l1", "lpips"], default="mse")
+    p.add_argument("--fit", choices=["center-crop", "pad", "stretch"], default="center-crop")
+    p.add_argument(
+        "--test-fraction", type=float, default=0.3, help="held-out real test share (never trained on)"
+    )
+    p.add_argument(
+        "--group-pattern", default=None, help="regex on file names: matches with equal group stay on one side"
+    )
+    p.add_argument("--min-per-class", type=int, default=2)
+    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--sample-every", type=int, default=500)
+    p.add_argument("--ckpt-every", type=int, default=500)
+    p.add_argument("--keep", type=int, default=3, help="checkpoints to keep (plus 'latest')")
+    p.add_argument("--no-channels-last", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--write-rank-fingerprints", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(func=run_train)
+
+    p = sub.add_parser("sample", help="write class-conditioned samples (PNGs + manifest.json)")
+    p.add_argument("--ckpt", required=True, help="run folder, checkpoint folder or generator folder")
+    p.add_argument("--class", dest="class_name", default="all", help="class name or index, or 'all'")
+    p.add_argument("--n", type=int, default=16, help="images per class")
+    p.add_argument("--seed", type=int, default=0, help="first seed; image i uses seed+i")
+    p.add_argument(
+        "--truncation", type=float, default=1.0, help="scale of the latent (<1: more typical images)"
+    )
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=run_sample)
+
+
+def run_demo_data(args) -> int:
+    from gan_studio.data.demo import make_demo_dataset
+
+    path = make_demo_dataset(
+        args.out_dir, per_class=args.per_class, size=args.size, seed=args.seed, workers=args.workers
+    )
+    print(f"wrote the vise-parts demo dataset to {path}")
+    return 0
+
+
+def config_from_args(args):
+    from gan_studio.training.config import TrainConfig
+
+    return TrainConfig(
+        data=args.data,
+        out=args.out,
+        resolution=args.res,
+        steps=args.steps,
+        batch=args.batch,
+        precision=args.precision,
+        device=args.device,
+        seed=args.seed,
+        g_width=args.ngf,
+        d_width=args.ndf,
+        z_dim=args.z_dim,
+        lr_g=args.lr_g,
+        lr_d=args.lr_d,
+        ema_decay=args.ema,
+        diffaug=args.diffaug,
+        flip=not args.no_flip,
+        recon_loss=args.recon_loss,
+        fit=args.fit,
+        test_fraction=args.test_fraction,
+        group_pattern=args.group_pattern,
+        min_per_class=args.min_per_class,
+        log_every=args.log_every,
+        sample_every=args.sample_every,
+        ckpt_every=args.ckpt_every,
+        keep_checkpoints=args.keep,
+        channels_last=not args.no_channels_last,
+    )
+
+
+def run_train(args) -> int:
+    from gan_studio.models import check_resolution
+    from gan_studio.training.loop import Trainer
+
+    check_resolution(args.res)
+    trainer = Trainer(config_from_args(args), resume=args.resume, progress=not args.no_progress)
+    if trainer.is_main:
+        print(trainer.report.summary())
+        print(
+            f"training on {trainer.device} ({trainer.precision}, {trainer.world_size} process(es)); "
+            f"{len(trainer.data)} train images, {len(trainer.class_names)} classes; run folder {trainer.run_dir}"
+        )
+    path = trainer.fit()
+    if args.write_rank_fingerprints:
+        write_rank_fingerprint(trainer)
+    if trainer.is_main:
+        print(f"checkpoint: {path}")
+    return 0
+
+
+def write_rank_fingerprint(trainer) -> None:
+    """Exact per-rank digest of the parameters, to show that data-parallel ranks stay identical.
+
+    (Buffers such as batch-norm statistics are per-rank between steps; DDP re-broadcasts them
+    from rank 0 at every forward.)"""
+    import hashlib
+    import json
+
+    digest = {}
+    for name in ("G", "D"):
+        model = trainer.accelerator.unwrap_model(getattr(trainer, name))
+        h = hashlib.sha256()
+        for key, tensor in sorted(model.named_parameters()):
+            h.update(key.encode())
+            h.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+        digest[name] = h.hexdigest()
+    out = trainer.run_dir / "fingerprints"
+    out.mkdir(exist_ok=True)
+    (out / f"rank{trainer.rank}.json").write_text(
+        json.dumps({"rank": trainer.rank, "world_size": trainer.world_size, "step": trainer.step, **digest})
+    )
+
+
+def run_sample(args) -> int:
+    from gan_studio.sampling import class_index, load_generator, write_samples
+
+    G, info = load_generator(args.ckpt, device=args.device)
+    if args.class_name == "all":
+        classes = list(range(len(info.class_names)))
+    else:
+        classes = [class_index(G, args.class_name)]
+    class_indices = [c for c in classes for _ in range(args.n)]
+    seeds = [args.seed + i for _ in classes for i in range(args.n)]
+    manifest = write_samples(G, info, args.out, class_indices, seeds, truncation=args.truncation)
+    print(f"wrote {len(seeds)} images and {manifest}")
+    return 0

@@ -1,0 +1,26 @@
+"""Datasets: load and validate labeled image folders, and split them once per run."""
+
+from gan_studio.data.folder import (
+    DatasetError,
+    ImageRecord,
+    LabeledImages,
+    ValidationReport,
+    load_labeled_images,
+    resolve_dataset_source,
+    scan_image_folder,
+)
+from gan_studio.data.split import Split, load_split, make_split, save_split
+
+__all__ = [
+    "DatasetError",
+    "ImageRecord",
+    "LabeledImages",
+    "Split",
+    "ValidationReport",
+    "load_labeled_images",
+    "load_split",
+    "make_split",
+    "resolve_dataset_source",
+    "save_split",
+    "scan_image_folder",
+]

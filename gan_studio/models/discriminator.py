@@ -1,0 +1,176 @@
+"""Class-conditional, self-supervised FastGAN discriminator.
+
+Two branches judge the image: one at full resolution and one at half resolution (FastGAN uses
+128 px for its small branch). Each ends in a 5x5 map of patch logits plus a projection term
+<embed(y), phi(x)> (Miyato & Koyama 2018), which makes the judgement class-aware. On real images
+three small decoders reconstruct the whole image from both branches' 8x8 features and a random
+quarter of the image from the 16x16 features; their loss keeps D from memorising the few images.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin
+from torch import nn
+
+from gan_studio.models.generator import check_resolution
+from gan_studio.models.layers import (
+    DownBlock,
+    DownBlockResidual,
+    SimpleDecoder,
+    SkipLayerExcitation,
+    conv2d,
+)
+
+# Discriminator channels at feature size s are FastGAN's G channels at 2s (times ndf).
+_D_MULTIPLIERS = {4: 8, 8: 4, 16: 2, 32: 2, 64: 1, 128: 0.5, 256: 0.25, 512: 0.125, 1024: 0.0625}
+
+
+def d_channels(size: int, width: int) -> int:
+    return max(8, int(_D_MULTIPLIERS[size] * width))
+
+
+@dataclass
+class DiscriminatorOutput:
+    logits: torch.Tensor  # [B, n_patches]: big- and small-branch patch logits, concatenated
+    reconstructions: dict[str, torch.Tensor] | None = None
+    part: int | None = None  # which quarter (0..3) the part decoder redrew
+
+
+def crop_quarter(x: torch.Tensor, part: int) -> torch.Tensor:
+    h, w = x.shape[2] // 2, x.shape[3] // 2
+    row, col = divmod(part, 2)
+    return x[:, :, row * h : (row + 1) * h, col * w : (col + 1) * w]
+
+
+def downscale(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Exact area down-scaling for power-of-two factors (cheap, alias-free)."""
+    factor = x.shape[-1] // size
+    return F.avg_pool2d(x, factor) if factor > 1 else x
+
+
+class Discriminator(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="gan-studio",
+    tags=["gan", "fastgan", "discriminator", "gan-studio"],
+):
+    def __init__(
+        self,
+        resolution: int = 64,
+        n_classes: int = 1,
+        width: int = 64,
+        spectral_norm: bool = True,
+    ):
+        super().__init__()
+        self.resolution = check_resolution(resolution)
+        self.n_classes = int(n_classes)
+        sn = spectral_norm
+        R = resolution
+
+        # Big branch. Large images are halved by a strided stem (as FastGAN does at 512/1024 px),
+        # small ones keep their full resolution so that 32-64 px models still see fine detail.
+        stem_size = R // 2 if R >= 512 else R
+        stride = 2 if R >= 512 else 1
+        self.stem = nn.Sequential(
+            conv2d(3, d_channels(stem_size, width), 4 if stride == 2 else 3, stride, 1, bias=False, sn=sn),
+            nn.LeakyReLU(0.2, inplace=True),
+        )
+        self.down_sizes = [2**k for k in range(int(math.log2(stem_size)) - 1, 2, -1)]  # ... 16, 8
+        self.down = nn.ModuleDict(
+            {
+                str(s): DownBlockResidual(d_channels(s * 2, width), d_channels(s, width), sn)
+                for s in self.down_sizes
+            }
+        )
+        # SLE inside D, FastGAN-style: maps 8x larger gate the 8, 16 and 32 px features.
+        self.sle_pairs = [(s * 8, s) for s in (8, 16, 32) if s * 8 <= stem_size]
+        self.sle = nn.ModuleDict(
+            {
+                f"{src}_{dst}": SkipLayerExcitation(d_channels(src, width), d_channels(dst, width), sn)
+                for src, dst in self.sle_pairs
+            }
+        )
+        head_ch = d_channels(4, width)
+        self.head_big = nn.Sequential(
+            conv2d(d_channels(8, width), head_ch, 1, 1, 0, bias=False, sn=sn),
+            nn.BatchNorm2d(head_ch),
+            nn.LeakyReLU(0.2, inplace=True),
+        )
+        self.logits_big = conv2d(head_ch, 1, 4, 1, 0, bias=False, sn=sn)
+        self.embed_big = nn.Embedding(self.n_classes, head_ch)
+
+        # Small branch on a half-resolution copy (at most 128 px, at least 16 px).
+        self.small_size = max(16, min(128, R // 2))
+        small_sizes = [2**k for k in range(int(math.log2(self.small_size)) - 1, 2, -1)]  # S/2 ... 8
+        layers: list[nn.Module] = [
+            conv2d(3, d_channels(small_sizes[0], width), 4, 2, 1, bias=False, sn=sn),
+            nn.LeakyReLU(0.2, inplace=True),
+        ]
+        layers += [DownBlock(d_channels(s * 2, width), d_channels(s, width), sn) for s in small_sizes[1:]]
+        self.small = nn.Sequential(*layers)
+        small_ch = d_channels(8, width)
+        self.logits_small = conv2d(small_ch, 1, 4, 1, 0, bias=False, sn=sn)
+        self.embed_small = nn.Embedding(self.n_classes, small_ch)
+
+        # Self-supervised decoders (used on real images only).
+        self.rec_size = min(R, 128)
+        self.part_size = max(16, min(R // 2, 128))
+        self.decoder_big = SimpleDecoder(d_channels(8, width), self.rec_size, width, sn)
+        self.decoder_part = SimpleDecoder(d_channels(16, width), self.part_size, width, sn)
+        self.decoder_small = SimpleDecoder(small_ch, self.rec_size, width, sn)
+        for emb in (self.embed_big, self.embed_small):
+            nn.init.normal_(emb.weight, std=0.02)
+
+    def forward(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        reconstruct: bool = False,
+        part: int | None = None,
+    ) -> DiscriminatorOutput:
+        x = self.stem(images)
+        features = {x.shape[-1]: x}
+        gates = {dst: src for src, dst in self.sle_pairs}
+        for size in self.down_sizes:
+            x = self.down[str(size)](x)
+            if size in gates:
+                x = self.sle[f"{gates[size]}_{size}"](features[gates[size]], x)
+            features[size] = x
+        feat_big = x  # 8x8
+        h = self.head_big(feat_big)
+        logits_big = self.logits_big(h).flatten(1)
+        proj_big = (self.embed_big(labels).to(h.dtype) * h.mean(dim=(2, 3))).sum(1, keepdim=True)
+
+        feat_small = self.small(downscale(images, self.small_size))
+        logits_small = self.logits_small(feat_small).flatten(1)
+        proj_small = (self.embed_small(labels).to(feat_small.dtype) * feat_small.mean(dim=(2, 3))).sum(
+            1, keepdim=True
+        )
+        logits = torch.cat([logits_big + proj_big, logits_small + proj_small], dim=1)
+        if not reconstruct:
+            return DiscriminatorOutput(logits)
+
+        if part is None:
+            part = int(torch.randint(0, 4, ()).item())
+        feat16 = features[16]
+        recs = {
+            "big": self.decoder_big(feat_big),
+            "small": self.decoder_small(feat_small),
+            "part": self.decoder_part(crop_quarter(feat16, part)),
+        }
+        return DiscriminatorOutput(logits, recs, part)
+
+    def reconstruction_targets(self, images: torch.Tensor, part: int) -> dict[str, torch.Tensor]:
+        """What each decoder should have drawn, at the decoder's own resolution."""
+        whole = downscale(images, self.rec_size)
+        quarter = crop_quarter(images, part)
+        if quarter.shape[-1] >= self.part_size:
+            quarter = downscale(quarter, self.part_size)
+        else:
+            quarter = F.interpolate(quarter, size=self.part_size, mode="bilinear", align_corners=False)
+        return {"big": whole, "small": whole, "part": quarter}

@@ -1,0 +1,29 @@
+"""Exponential moving average of generator weights (Yazici et al. 2018, arXiv 1806.04498).
+
+The averaged generator produces visibly smoother, more stable samples than the raw one; it is the
+generator that gets sampled, evaluated and shipped.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+def make_ema(model: nn.Module) -> nn.Module:
+    ema = copy.deepcopy(model).eval()
+    ema.requires_grad_(False)
+    return ema
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model for parameters; buffers (BN statistics, spectral-norm
+    vectors) are copied, since averaging them has no meaning."""
+    ema_params = list(ema.parameters())
+    params = [p.detach() for p in model.parameters()]
+    torch._foreach_lerp_(ema_params, params, 1.0 - decay)
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)

@@ -1,0 +1,199 @@
+"""Building blocks shared by the FastGAN generator and discriminator.
+
+FastGAN (Liu et al. 2021) builds both networks from a handful of blocks: spectrally normalised
+convolutions, GLU up-sampling blocks with noise injection, residual down-sampling blocks and the
+skip-layer excitation (SLE) gate. Class conditioning is added here with conditional batch norm
+(per-class gain and bias, as in BigGAN) so that one model can sample every class.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+# FastGAN's channel multipliers per feature-map size (times ngf / ndf).
+CHANNEL_MULTIPLIERS = {4: 16, 8: 8, 16: 4, 32: 2, 64: 2, 128: 1, 256: 0.5, 512: 0.25, 1024: 0.125}
+
+
+def channels_at(size: int, width: int, minimum: int = 8) -> int:
+    """Channel count FastGAN uses at feature-map ``size`` for base width ``width``."""
+    return max(minimum, int(CHANNEL_MULTIPLIERS[size] * width))
+
+
+def conv2d(*args, sn: bool = True, **kwargs) -> nn.Module:
+    layer = nn.Conv2d(*args, **kwargs)
+    return spectral_norm(layer) if sn else layer
+
+
+def conv_transpose2d(*args, sn: bool = True, **kwargs) -> nn.Module:
+    layer = nn.ConvTranspose2d(*args, **kwargs)
+    return spectral_norm(layer) if sn else layer
+
+
+class GLU(nn.Module):
+    """Gated linear unit over channels: half the channels gate the other half."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = x.chunk(2, dim=1)
+        return a * torch.sigmoid(b)
+
+
+class Swish(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(x)
+
+
+class NoiseInjection(nn.Module):
+    """Adds per-pixel Gaussian noise scaled by a learned weight (starts at zero, as in FastGAN).
+
+    In ``"const"`` mode a fixed noise map is used, so that an image depends only on (z, class):
+    sampling is then reproducible image by image, whatever the batch it is generated in.
+    """
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+        gen = torch.Generator().manual_seed(size)
+        self.register_buffer("noise_const", torch.randn(1, 1, size, size, generator=gen))
+
+    def forward(self, x: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
+        if noise_mode == "none":
+            return x
+        if noise_mode == "const":
+            noise = self.noise_const.to(x.dtype)
+        else:
+            b, _, h, w = x.shape
+            noise = torch.randn(b, 1, h, w, device=x.device, dtype=x.dtype)
+        return x + self.weight.to(x.dtype) * noise
+
+
+class ConditionalBatchNorm2d(nn.Module):
+    """Batch norm whose gain and bias are predicted from the class embedding (BigGAN-style)."""
+
+    def __init__(self, channels: int, embed_dim: int):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.gain = nn.Linear(embed_dim, channels)
+        self.bias = nn.Linear(embed_dim, channels)
+        for linear in (self.gain, self.bias):
+            nn.init.zeros_(linear.weight)
+            nn.init.zeros_(linear.bias)
+
+    def forward(self, x: torch.Tensor, class_embedding: torch.Tensor) -> torch.Tensor:
+        gain = 1.0 + self.gain(class_embedding)
+        bias = self.bias(class_embedding)
+        return self.norm(x) * gain[:, :, None, None].to(x.dtype) + bias[:, :, None, None].to(x.dtype)
+
+
+class UpBlock(nn.Module):
+    """Nearest up-sampling, 3x3 conv, noise, conditional BN, GLU; ``double`` adds a second conv
+    (FastGAN's UpBlockComp, used at every other resolution)."""
+
+    def __init__(self, in_ch: int, out_ch: int, out_size: int, embed_dim: int, double: bool, sn: bool):
+        super().__init__()
+        self.double = double
+        self.conv1 = conv2d(in_ch, out_ch * 2, 3, 1, 1, bias=False, sn=sn)
+        self.noise1 = NoiseInjection(out_size)
+        self.norm1 = ConditionalBatchNorm2d(out_ch * 2, embed_dim)
+        self.glu = GLU()
+        if double:
+            self.conv2 = conv2d(out_ch, out_ch * 2, 3, 1, 1, bias=False, sn=sn)
+            self.noise2 = NoiseInjection(out_size)
+            self.norm2 = ConditionalBatchNorm2d(out_ch * 2, embed_dim)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor, noise_mode: str) -> torch.Tensor:
+        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        x = self.glu(self.norm1(self.noise1(self.conv1(x), noise_mode), emb))
+        if self.double:
+            x = self.glu(self.norm2(self.noise2(self.conv2(x), noise_mode), emb))
+        return x
+
+
+class SkipLayerExcitation(nn.Module):
+    """SLE: a low-resolution feature map gates the channels of a high-resolution one.
+
+    It gives the gradient a short path to early layers and lets coarse structure (pose, layout)
+    steer fine-scale texture, which is what makes FastGAN train stably on a few hundred images.
+    """
+
+    def __init__(self, small_ch: int, big_ch: int, sn: bool):
+        super().__init__()
+        self.gate = nn.Sequential(
+            nn.AdaptiveAvgPool2d(4),
+            conv2d(small_ch, big_ch, 4, 1, 0, bias=False, sn=sn),
+            Swish(),
+            conv2d(big_ch, big_ch, 1, 1, 0, bias=False, sn=sn),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, small: torch.Tensor, big: torch.Tensor) -> torch.Tensor:
+        return big * self.gate(small)
+
+
+class DownBlock(nn.Module):
+    """Strided 4x4 conv, BN, LeakyReLU: halves the resolution."""
+
+    def __init__(self, in_ch: int, out_ch: int, sn: bool):
+        super().__init__()
+        self.main = nn.Sequential(
+            conv2d(in_ch, out_ch, 4, 2, 1, bias=False, sn=sn),
+            nn.BatchNorm2d(out_ch),
+            nn.LeakyReLU(0.2, inplace=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.main(x)
+
+
+class DownBlockResidual(nn.Module):
+    """FastGAN's DownBlockComp: a two-conv path averaged with a pooled 1x1 shortcut."""
+
+    def __init__(self, in_ch: int, out_ch: int, sn: bool):
+        super().__init__()
+        self.main = nn.Sequential(
+            conv2d(in_ch, out_ch, 4, 2, 1, bias=False, sn=sn),
+            nn.BatchNorm2d(out_ch),
+            nn.LeakyReLU(0.2, inplace=True),
+            conv2d(out_ch, out_ch, 3, 1, 1, bias=False, sn=sn),
+            nn.BatchNorm2d(out_ch),
+            nn.LeakyReLU(0.2, inplace=True),
+        )
+        self.shortcut = nn.Sequential(
+            nn.AvgPool2d(2, 2),
+            conv2d(in_ch, out_ch, 1, 1, 0, bias=False, sn=sn),
+            nn.BatchNorm2d(out_ch),
+            nn.LeakyReLU(0.2, inplace=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.main(x) + self.shortcut(x)) * 0.5
+
+
+class SimpleDecoder(nn.Module):
+    """Reconstructs an image from an 8x8 discriminator feature map (FastGAN's self-supervision).
+
+    Forcing the discriminator to describe real images well enough to redraw them keeps its
+    features informative and is FastGAN's main defence against discriminator over-fitting.
+    """
+
+    def __init__(self, in_ch: int, out_size: int, width: int, sn: bool):
+        super().__init__()
+        layers: list[nn.Module] = [nn.AdaptiveAvgPool2d(8)]
+        ch, size = in_ch, 8
+        while size < out_size:
+            size *= 2
+            out_ch = max(16, int(width * {16: 2, 32: 1, 64: 1, 128: 0.5}.get(size, 0.5)))
+            layers += [
+                nn.Upsample(scale_factor=2.0, mode="nearest"),
+                conv2d(ch, out_ch * 2, 3, 1, 1, bias=False, sn=sn),
+                nn.BatchNorm2d(out_ch * 2),
+                GLU(),
+            ]
+            ch = out_ch
+        layers += [conv2d(ch, 3, 3, 1, 1, bias=False, sn=sn), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)

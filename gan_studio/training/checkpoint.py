@@ -1,0 +1,156 @@
+"""Run-directory layout and atomic, pickle-free checkpoints.
+
+A run directory looks like::
+
+    RUN_DIR/
+      run.json            config, class names, dataset summary
+      split.json          the train/test split (the GAN never sees test images)
+      data_report.json    the dataset validation report
+      log.jsonl           one JSON line per logging interval
+      status.json         live state for the app (running / finished / stopped / failed)
+      samples/            per-class sample grids, reconstructions
+      checkpoints/
+        latest            text file naming the newest complete checkpoint
+        step_000500/
+          checkpoint.json     format version, step, class names, config, world size
+          generator/          save_pretrained folders (config.json + model.safetensors)
+          generator_ema/
+          discriminator/
+          training_state.pt   optimiser states, RNG states (tensors and plain types only)
+          split.json
+
+Each checkpoint is written into a temporary folder and renamed into place, so a crash or Ctrl-C
+never leaves a half-written checkpoint behind and ``latest`` always names a complete one.
+Loading uses safetensors and ``torch.load(weights_only=True)``: nothing user-supplied is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT_VERSION = 1
+CHECKPOINT_DIR = "checkpoints"
+LATEST_FILE = "latest"
+
+
+class CheckpointError(ValueError):
+    """A run or checkpoint folder is missing, incomplete, or from an unknown format."""
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"Missing file '{path}'.") from None
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"'{path}' is not valid JSON ({e}); the file is damaged.") from None
+
+
+def step_dir_name(step: int) -> str:
+    return f"step_{step:07d}"
+
+
+def checkpoints_root(run_dir: Path) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first."""
+    root = checkpoints_root(run_dir)
+    if not root.is_dir():
+        return []
+    found = [
+        p
+        for p in root.iterdir()
+        if p.is_dir() and p.name.startswith("step_") and (p / "checkpoint.json").is_file()
+    ]
+    return sorted(found, key=lambda p: int(p.name.split("_")[1]))
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint ``latest`` names, falling back to the newest complete one."""
+    root = checkpoints_root(run_dir)
+    pointer = root / LATEST_FILE
+    if pointer.is_file():
+        name = pointer.read_text(encoding="utf-8").strip()
+        candidate = root / name
+        if name.startswith("step_") and "/" not in name and (candidate / "checkpoint.json").is_file():
+            return candidate
+    found = list_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def save_checkpoint(
+    run_dir: Path,
+    step: int,
+    *,
+    models: dict[str, torch.nn.Module],
+    training_state: dict[str, Any],
+    meta: dict[str, Any],
+    extra_files: dict[str, Path] | None = None,
+    keep: int = 3,
+) -> Path:
+    """Write ``checkpoints/step_N`` atomically, point ``latest`` at it, prune old ones."""
+    root = checkpoints_root(run_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / step_dir_name(step)
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".tmp-{final.name}-"))
+    try:
+        for name, model in models.items():
+            model.save_pretrained(tmp / name)
+        torch.save(training_state, tmp / "training_state.pt")
+        for name, src in (extra_files or {}).items():
+            shutil.copy2(src, tmp / name)
+        write_json_atomic(tmp / "checkpoint.json", {"format_version": FORMAT_VERSION, "step": step, **meta})
+        if final.exists():  # re-saving the same step (e.g. resumed with no new steps)
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    write_text_atomic(root / LATEST_FILE, final.name + "\n")
+    for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
+        if old != final:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint_meta(ckpt_dir: Path) -> dict[str, Any]:
+    meta = read_json(Path(ckpt_dir) / "checkpoint.json")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"'{ckpt_dir}' uses checkpoint format {version}, this GAN Studio reads format {FORMAT_VERSION}. "
+            "Upgrade or downgrade GAN Studio to match the run."
+        )
+    return meta
+
+
+def load_training_state(ckpt_dir: Path) -> dict[str, Any]:
+    path = Path(ckpt_dir) / "training_state.pt"
+    if not path.is_file():
+        raise CheckpointError(f"'{path}' is missing: the checkpoint is incomplete. Resume from an older one.")
+    return torch.load(path, map_location="cpu", weights_only=True)

@@ -1,0 +1,66 @@
+"""Training configuration: every knob of a run, saved with it so that a resume continues exactly."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+
+@dataclass
+class TrainConfig:
+    data: str = "demo"  # dataset folder, .zip, or "demo" (built-in vise-parts data)
+    out: str = "runs/run"
+    resolution: int = 64
+    steps: int = 5000
+    batch: int = 16  # per process
+    precision: str = "auto"  # auto | bf16 | fp32
+    device: str = "auto"
+    seed: int = 0
+    # networks
+    g_width: int = 64  # FastGAN's ngf
+    d_width: int = 64  # FastGAN's ndf
+    z_dim: int = 128
+    embed_dim: int = 128
+    g_spectral_norm: bool = True
+    # optimisation (FastGAN defaults)
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    ema_decay: float = 0.999
+    recon_loss: str = "mse"  # mse | l1 | lpips (needs its backbone weights locally)
+    recon_weight: float = 1.0
+    # augmentation
+    diffaug: str = "color,translation,cutout"
+    flip: bool = True
+    # data
+    fit: str = "center-crop"  # center-crop | pad | stretch
+    test_fraction: float = 0.3
+    group_pattern: str | None = None
+    min_per_class: int = 2
+    # bookkeeping
+    log_every: int = 10
+    sample_every: int = 500
+    ckpt_every: int = 500
+    keep_checkpoints: int = 3
+    channels_last: bool = True
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    # Options that may change when a run is resumed (they do not alter the training trajectory).
+    RESUMABLE_OVERRIDES = (
+        "steps",
+        "log_every",
+        "sample_every",
+        "ckpt_every",
+        "keep_checkpoints",
+        "out",
+        "device",
+    )

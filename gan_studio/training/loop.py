@@ -1,0 +1,504 @@
+"""The training loop: class-conditional FastGAN with DiffAugment, hinge loss and EMA.
+
+One iteration (FastGAN's schedule, one generator forward per step):
+  1. G draws a batch of fakes for the classes of a real batch; both are DiffAugmented.
+  2. D step: hinge loss on fakes (detached) and on reals, plus the reconstruction loss of D's
+     decoders on the real batch.
+  3. G step: -D(fake), through the updated D; then the EMA generator follows G.
+
+Data-parallel training is built on accelerate: under ``torchrun --nproc_per_node N`` each process
+draws its own batches and DDP averages gradients, so every rank holds identical weights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import gather_object
+from tqdm.auto import tqdm
+
+from gan_studio.data import load_labeled_images, load_split, make_split, resolve_dataset_source, save_split
+from gan_studio.device import autocast, pick_device, resolve_precision
+from gan_studio.models import Discriminator, Generator
+from gan_studio.models.diffaug import diff_augment, parse_policy
+from gan_studio.models.ema import make_ema, update_ema
+from gan_studio.training import checkpoint as ckpt
+from gan_studio.training.config import TrainConfig
+from gan_studio.utils.images import save_image_grid, to_uint8
+
+__all__ = ["Trainer", "train"]
+
+
+@dataclass
+class StepStats:
+    loss_d_real: float
+    loss_d_fake: float
+    loss_recon: float
+    loss_g: float
+    logits_real: float
+    logits_fake: float
+    r_t: float  # ADA's over-fitting signal E[sign(D(real))]: near 1 means D memorises the reals
+
+
+def reconstruction_loss(kind: str):
+    if kind == "mse":
+        return F.mse_loss
+    if kind == "l1":
+        return F.l1_loss
+    if kind == "lpips":
+        from gan_studio.perceptual import load_lpips
+
+        lpips_model = load_lpips("vgg")
+        return lambda a, b: lpips_model.to(a.device)(a.float(), b.float()).mean()
+    raise ValueError(f"Unknown reconstruction loss {kind!r}: use mse, l1 or lpips")
+
+
+class Trainer:
+    """Owns the models, optimisers, data and run directory of one training run."""
+
+    def __init__(self, config: TrainConfig, *, resume: bool = False, progress: bool = True):
+        self.resume = resume
+        self.progress = progress
+        self.run_dir = Path(config.out)
+        self.stop_requested = False
+
+        if resume:
+            config = self._config_for_resume(config)
+        self.config = cfg = config
+        parse_policy(cfg.diffaug)
+
+        device = pick_device(cfg.device)
+        self.accelerator = Accelerator(cpu=device.type == "cpu")
+        self.device = self.accelerator.device
+        self.precision = resolve_precision(cfg.precision, self.device)
+        self.is_main = self.accelerator.is_main_process
+        self.rank = self.accelerator.process_index
+        self.world_size = self.accelerator.num_processes
+        if self.device.type == "cpu" and self.world_size > 1:
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.accelerator.num_processes))
+
+        torch.manual_seed(cfg.seed * 1000 + self.rank)
+        self.data_rng = torch.Generator().manual_seed(cfg.seed * 1000 + 17 + self.rank)
+
+        self._load_data()
+        self._build_models()
+        self.step = 0
+        if resume:
+            self._load_latest()
+        elif self.is_main:
+            if ckpt.list_checkpoints(self.run_dir):
+                raise ckpt.CheckpointError(
+                    f"'{self.run_dir}' already holds checkpoints. Pass --resume to continue that run, "
+                    "or choose a new --out folder (nothing was overwritten)."
+                )
+            self._write_run_files()
+        self.accelerator.wait_for_everyone()
+
+        self.G, self.D, self.opt_g, self.opt_d = self.accelerator.prepare(
+            self.G, self.D, self.opt_g, self.opt_d
+        )
+        self.recon_loss = reconstruction_loss(cfg.recon_loss)
+        self.policy = parse_policy(cfg.diffaug)
+        grid_gen = torch.Generator().manual_seed(1234)
+        self.grid_z = torch.randn(len(self.class_names) * 8, cfg.z_dim, generator=grid_gen)
+        self.grid_labels = torch.arange(len(self.class_names)).repeat_interleave(8)
+
+    # ----------------------------------------------------------------------------- set-up
+    def _config_for_resume(self, cli_config: TrainConfig) -> TrainConfig:
+        run_json = self.run_dir / "run.json"
+        if not run_json.is_file() or ckpt.latest_checkpoint(self.run_dir) is None:
+            raise ckpt.CheckpointError(
+                f"Cannot resume: '{self.run_dir}' has no checkpoint yet. Start it without --resume "
+                "(or check the --out path)."
+            )
+        saved = TrainConfig.from_dict(ckpt.read_json(run_json)["config"])
+        for name in TrainConfig.RESUMABLE_OVERRIDES:
+            setattr(saved, name, getattr(cli_config, name))
+        return saved
+
+    def _load_data(self) -> None:
+        cfg = self.config
+        if self.is_main:
+            root = resolve_dataset_source(cfg.data)  # builds the demo data / unpacks a zip once
+        self.accelerator.wait_for_everyone()
+        root = resolve_dataset_source(cfg.data)
+        data = load_labeled_images(
+            root,
+            cfg.resolution,
+            fit=cfg.fit,
+            min_per_class=cfg.min_per_class,
+            progress=self.progress and self.is_main,
+        )
+        self.report = data.report
+        split_path = self.run_dir / "split.json"
+        if split_path.is_file():
+            split = load_split(split_path)
+        else:
+            split = make_split(
+                data.records, test_fraction=cfg.test_fraction, seed=cfg.seed, group_pattern=cfg.group_pattern
+            )
+        self.split = split
+        train_idx, _ = split.indices(data.records)
+        self.data = data.subset(train_idx)
+        self.data_root = root
+        self.class_names = list(data.class_names)
+        if len(self.data) == 0:
+            raise ValueError(f"The train split of '{cfg.data}' is empty; lower --test-fraction.")
+        self.images = self.data.images  # uint8 [N,3,R,R], the in-memory cache
+        self.labels = self.data.labels
+
+    def _build_models(self) -> None:
+        cfg = self.config
+        n = len(self.class_names)
+        self.G = Generator(
+            resolution=cfg.resolution,
+            n_classes=n,
+            class_names=self.class_names,
+            z_dim=cfg.z_dim,
+            width=cfg.g_width,
+            embed_dim=cfg.embed_dim,
+            spectral_norm=cfg.g_spectral_norm,
+        )
+        self.D = Discriminator(resolution=cfg.resolution, n_classes=n, width=cfg.d_width)
+        memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.G.to(memory_format=memory_format)
+        self.D.to(memory_format=memory_format)
+        self.G_ema = make_ema(self.G).to(self.device)
+        betas = (cfg.beta1, cfg.beta2)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=betas)
+
+    def _write_run_files(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        save_split(self.split, self.run_dir / "split.json")
+        ckpt.write_json_atomic(self.run_dir / "data_report.json", self.report.to_dict())
+        ckpt.write_json_atomic(
+            self.run_dir / "run.json",
+            {
+                "format_version": ckpt.FORMAT_VERSION,
+                "kind": "gan-studio-run",
+                "config": self.config.to_dict(),
+                "class_names": self.class_names,
+                "data": {
+                    "source": self.config.data,
+                    "root": str(self.data_root),
+                    "resolution": self.config.resolution,
+                    "fit": self.config.fit,
+                    "n_train": len(self.data),
+                    "n_test": len(self.split.test),
+                    "counts": self.report.counts,
+                },
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            },
+        )
+        (self.run_dir / "log.jsonl").write_text("")
+
+    def _load_latest(self) -> None:
+        path = ckpt.latest_checkpoint(self.run_dir)
+        meta = ckpt.load_checkpoint_meta(path)
+        if meta["class_names"] != self.class_names:
+            raise ckpt.CheckpointError(
+                f"The classes in '{self.config.data}' ({self.class_names}) differ from those the run was "
+                f"trained on ({meta['class_names']}). Resume with the original dataset."
+            )
+        from safetensors.torch import load_model
+
+        for name, model in (("generator", self.G), ("generator_ema", self.G_ema), ("discriminator", self.D)):
+            load_model(model, str(path / name / "model.safetensors"), device="cpu")
+        state = ckpt.load_training_state(path)
+        self.opt_g.load_state_dict(state["optimizer_g"])
+        self.opt_d.load_state_dict(state["optimizer_d"])
+        self.step = int(state["step"])
+        rng = state["rng"]
+        if len(rng) != self.world_size:
+            raise ckpt.CheckpointError(
+                f"'{path}' was written by {len(rng)} process(es), this run has {self.world_size}. "
+                "Resume with the same number of processes to continue exactly."
+            )
+        mine = rng[self.rank]
+        torch.set_rng_state(mine["torch"])
+        self.data_rng.set_state(mine["data"])
+        if "cuda" in mine and torch.cuda.is_available():
+            torch.cuda.set_rng_state(mine["cuda"])
+        if self.is_main:
+            self._trim_log(self.step)
+
+    def _trim_log(self, step: int) -> None:
+        """Drop log lines written after the checkpoint we resume from (they will be redone)."""
+        log = self.run_dir / "log.jsonl"
+        if not log.is_file():
+            return
+        kept = [
+            line for line in log.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step
+        ]
+        ckpt.write_text_atomic(log, "".join(line + "\n" for line in kept))
+
+    # ----------------------------------------------------------------------------- training
+    def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.randint(len(self.images), (self.config.batch,), generator=self.data_rng)
+        images = self.images[idx].to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
+        labels = self.labels[idx].to(self.device)
+        if self.config.flip:
+            flip = torch.rand(images.shape[0], device=self.device) < 0.5
+            images = torch.where(flip[:, None, None, None], images.flip(3), images)
+        if self.config.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images, labels
+
+    def train_step(self) -> StepStats:
+        cfg = self.config
+        G, D = self.G, self.D
+        D_plain = self.accelerator.unwrap_model(D)
+        real, labels = self._real_batch()
+        z = torch.randn(real.shape[0], cfg.z_dim, device=self.device)
+
+        with autocast(self.device, self.precision):
+            fake = G(z, labels)
+        fake_aug = diff_augment(fake, self.policy)
+        real_aug = diff_augment(real, self.policy)
+
+        # D step. The fake half runs without gradient sync; the real half (which uses every
+        # parameter, decoders included) syncs the accumulated gradients across processes.
+        self.opt_d.zero_grad(set_to_none=True)
+        with self.accelerator.no_sync(D):
+            with autocast(self.device, self.precision):
+                out_fake = D(fake_aug.detach(), labels)
+            logits_fake = out_fake.logits.float()
+            loss_d_fake = F.relu(torch.rand_like(logits_fake) * 0.2 + 0.8 + logits_fake).mean()
+            self.accelerator.backward(loss_d_fake)
+        with autocast(self.device, self.precision):
+            out_real = D(real_aug, labels, reconstruct=True)
+        logits_real = out_real.logits.float()
+        loss_d_real = F.relu(torch.rand_like(logits_real) * 0.2 + 0.8 - logits_real).mean()
+        targets = D_plain.reconstruction_targets(real_aug, out_real.part)
+        loss_recon = sum(
+            self.recon_loss(out_real.reconstructions[k].float(), targets[k].float()) for k in targets
+        )
+        self.accelerator.backward(loss_d_real + cfg.recon_weight * loss_recon)
+        self.opt_d.step()
+
+        # G step through the updated D (its weights frozen: no D gradients are computed).
+        self.opt_g.zero_grad(set_to_none=True)
+        D_plain.requires_grad_(False)
+        with autocast(self.device, self.precision):
+            logits_g = D_plain(fake_aug, labels).logits.float()
+        loss_g = -logits_g.mean()
+        self.accelerator.backward(loss_g)
+        D_plain.requires_grad_(True)
+        self.opt_g.step()
+        update_ema(self.G_ema, self.accelerator.unwrap_model(G), cfg.ema_decay)
+
+        return StepStats(
+            loss_d_real=loss_d_real.item(),
+            loss_d_fake=loss_d_fake.item(),
+            loss_recon=loss_recon.item(),
+            loss_g=loss_g.item(),
+            logits_real=logits_real.mean().item(),
+            logits_fake=logits_fake.mean().item(),
+            r_t=torch.sign(logits_real).mean().item(),
+        )
+
+    # ----------------------------------------------------------------------------- outputs
+    def _status(self, state: str, **extra) -> None:
+        if self.is_main:
+            ckpt.write_json_atomic(
+                self.run_dir / "status.json",
+                {
+                    "state": state,
+                    "step": self.step,
+                    "total_steps": self.config.steps,
+                    "pid": os.getpid(),
+                    "world_size": self.world_size,
+                    "device": str(self.device),
+                    "precision": self.precision,
+                    "updated": time.time(),
+                    **extra,
+                },
+            )
+
+    @torch.no_grad()
+    def save_samples(self) -> Path | None:
+        """Per-class grid from the EMA generator (fixed latents: comparable across steps) and
+        D's reconstructions of a few real images (is the self-supervision working?)."""
+        if not self.is_main:
+            return None
+        out = self.run_dir / "samples"
+        out.mkdir(parents=True, exist_ok=True)
+        G = self.G_ema.eval()
+        images = []
+        for i in range(0, len(self.grid_z), 64):
+            z = self.grid_z[i : i + 64].to(self.device)
+            y = self.grid_labels[i : i + 64].to(self.device)
+            with autocast(self.device, self.precision):
+                images.append(G(z, y, noise_mode="const").float().cpu())
+        grid = to_uint8(torch.cat(images))
+        path = out / f"step_{self.step:07d}.png"
+        save_image_grid(grid, path, ncol=8, row_labels=self.class_names)
+        save_image_grid(grid, out / "latest.png", ncol=8, row_labels=self.class_names)
+
+        D = self.accelerator.unwrap_model(self.D)
+        was_training = D.training
+        D.eval()
+        gen = torch.Generator().manual_seed(99)
+        idx = torch.randint(len(self.images), (min(8, len(self.images)),), generator=gen)
+        real = self.images[idx].to(self.device).float().div(127.5).sub(1.0)
+        with autocast(self.device, self.precision):
+            rec = D(real, self.labels[idx].to(self.device), reconstruct=True, part=0).reconstructions
+        size = D.rec_size
+        rows = [to_uint8(F.interpolate(real, size=size, mode="area").cpu())]
+        rows += [
+            to_uint8(F.interpolate(rec[k].float(), size=size, mode="nearest").cpu())
+            for k in ("big", "small", "part")
+        ]
+        save_image_grid(
+            torch.cat(rows),
+            out / "reconstructions.png",
+            ncol=len(idx),
+            row_labels=["real", "D: whole", "D: small", "D: top-left"],
+        )
+        D.train(was_training)
+        return path
+
+    def save_checkpoint(self) -> Path | None:
+        rng = {"torch": torch.get_rng_state(), "data": self.data_rng.get_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        all_rng = gather_object([rng]) if self.world_size > 1 else [rng]
+        path = None
+        if self.is_main:
+            unwrap = self.accelerator.unwrap_model
+            meta = {
+                "class_names": self.class_names,
+                "config": self.config.to_dict(),
+                "world_size": self.world_size,
+                "resolution": self.config.resolution,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            }
+            state = {
+                "format_version": ckpt.FORMAT_VERSION,
+                "step": self.step,
+                "optimizer_g": self.opt_g.state_dict(),
+                "optimizer_d": self.opt_d.state_dict(),
+                "rng": [{k: v.cpu() for k, v in r.items()} for r in all_rng],
+            }
+            path = ckpt.save_checkpoint(
+                self.run_dir,
+                self.step,
+                models={
+                    "generator": unwrap(self.G),
+                    "generator_ema": self.G_ema,
+                    "discriminator": unwrap(self.D),
+                },
+                training_state=state,
+                meta=meta,
+                extra_files={"split.json": self.run_dir / "split.json"},
+                keep=self.config.keep_checkpoints,
+            )
+        self.accelerator.wait_for_everyone()
+        return path
+
+    def _log(self, record: dict) -> None:
+        if self.is_main:
+            with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def _request_stop(self, signum, frame) -> None:  # noqa: ARG002
+        self.stop_requested = True
+
+    def _should_stop(self) -> bool:
+        if self.world_size == 1:
+            return self.stop_requested
+        flag = torch.tensor([1.0 if self.stop_requested else 0.0], device=self.device)
+        return bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
+
+    def fit(self) -> Path | None:
+        """Train until ``config.steps``; save on schedule, at the end, and on Ctrl-C / SIGTERM."""
+        cfg = self.config
+        handlers = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                handlers[sig] = signal.signal(sig, self._request_stop)
+            except ValueError:  # not in the main thread (e.g. called from a notebook worker)
+                pass
+        self._status("running")
+        bar = tqdm(
+            total=cfg.steps,
+            initial=self.step,
+            disable=not (self.progress and self.is_main),
+            desc="train",
+            unit="step",
+            dynamic_ncols=True,
+        )
+        acc: dict[str, float] = {}
+        n_acc, t_last, t_start, step_start = 0, time.perf_counter(), time.perf_counter(), self.step
+        last_ckpt: Path | None = None
+        last_saved = self.step if self.resume else -1
+        state = "finished"
+        try:
+            while self.step < cfg.steps:
+                if self._should_stop():
+                    state = "stopped"
+                    break
+                stats = self.train_step()
+                self.step += 1
+                bar.update(1)
+                for k, v in vars(stats).items():
+                    acc[k] = acc.get(k, 0.0) + v
+                n_acc += 1
+                if not all(math.isfinite(v) for v in vars(stats).values()):
+                    raise FloatingPointError(
+                        f"Training diverged at step {self.step} (non-finite loss: {stats}). Resume from the last "
+                        "checkpoint with a lower learning rate (--lr-g/--lr-d) or --precision fp32."
+                    )
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    now = time.perf_counter()
+                    ips = n_acc * cfg.batch * self.world_size / max(now - t_last, 1e-9)
+                    record = {
+                        "step": self.step,
+                        **{k: v / n_acc for k, v in acc.items()},
+                        "images_per_s": ips,
+                        "time": time.time(),
+                    }
+                    self._log(record)
+                    rate = (self.step - step_start) / max(now - t_start, 1e-9)
+                    self._status("running", images_per_s=ips, eta_s=(cfg.steps - self.step) / max(rate, 1e-9))
+                    bar.set_postfix(
+                        d=f"{record['loss_d_real'] + record['loss_d_fake']:.3f}",
+                        g=f"{record['loss_g']:.3f}",
+                        rec=f"{record['loss_recon']:.3f}",
+                        r_t=f"{record['r_t']:.2f}",
+                        ips=f"{ips:.1f}",
+                    )
+                    acc, n_acc, t_last = {}, 0, now
+                if cfg.sample_every > 0 and self.step % cfg.sample_every == 0:
+                    self.save_samples()
+                if cfg.ckpt_every > 0 and self.step % cfg.ckpt_every == 0:
+                    last_ckpt, last_saved = self.save_checkpoint(), self.step
+        except BaseException as exc:
+            self._status("failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            bar.close()
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+        if last_saved != self.step:  # decided identically on every rank
+            self.save_samples()
+            last_ckpt = self.save_checkpoint()
+        self._status(state)
+        if state == "stopped" and self.is_main:
+            print(f"Stopped at step {self.step}; saved {last_ckpt}. Continue with --resume.", file=sys.stderr)
+        return last_ckpt
+
+
+def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -> Path | None:
+    return Trainer(config, resume=resume, progress=progress).fit()

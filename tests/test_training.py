@@ -1,0 +1,306 @@
+"""Training: a tiny real run, checkpoints, exact resume, refusals, clean stop, data-parallel ranks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from gan_studio.training import checkpoint as ckpt
+from gan_studio.training.config import TrainConfig
+from gan_studio.training.loop import train
+from tests.conftest import REPO, TINY_MODEL_ARGS, run_cli
+
+LOG_KEYS = {
+    "step",
+    "loss_d_real",
+    "loss_d_fake",
+    "loss_recon",
+    "loss_g",
+    "logits_real",
+    "logits_fake",
+    "r_t",
+    "images_per_s",
+}
+
+
+def test_tiny_run_writes_everything(tiny_run):
+    run = json.loads((tiny_run / "run.json").read_text())
+    assert run["config"]["resolution"] == 32 and len(run["class_names"]) == 10
+    assert (tiny_run / "split.json").is_file() and (tiny_run / "data_report.json").is_file()
+    lines = [json.loads(line) for line in (tiny_run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [2, 4, 6]
+    assert LOG_KEYS <= set(lines[0]) and all(-1 <= r["r_t"] <= 1 for r in lines)
+    latest = ckpt.latest_checkpoint(tiny_run)
+    assert latest.name == "step_0000006"
+    for name in ("generator", "generator_ema", "discriminator"):
+        assert (latest / name / "config.json").is_file() and (latest / name / "model.safetensors").is_file()
+    meta = ckpt.load_checkpoint_meta(latest)
+    assert (
+        meta["step"] == 6 and meta["format_version"] == ckpt.FORMAT_VERSION and len(meta["class_names"]) == 10
+    )
+    state = ckpt.load_training_state(latest)  # weights_only=True: no pickled objects
+    assert state["step"] == 6 and {"optimizer_g", "optimizer_d", "rng"} <= set(state)
+    assert json.loads((latest / "split.json").read_text()) == json.loads(
+        (tiny_run / "split.json").read_text()
+    )
+    grid = Image.open(tiny_run / "samples" / "latest.png")
+    assert grid.height >= 10 * 32  # one row per class
+    assert (tiny_run / "samples" / "reconstructions.png").is_file()
+    status = json.loads((tiny_run / "status.json").read_text())
+    assert status["state"] == "finished" and status["step"] == 6
+    assert not [p for p in (tiny_run / "checkpoints").iterdir() if p.name.startswith(".tmp")]
+
+
+def test_split_keeps_test_images_out_of_training(tiny_run):
+    split = json.loads((tiny_run / "split.json").read_text())
+    assert split["test"] and not set(split["train"]) & set(split["test"])
+    run = json.loads((tiny_run / "run.json").read_text())
+    assert run["data"]["n_train"] == len(split["train"])
+
+
+def _config(data, out, steps, **kw):
+    base = dict(
+        data=str(data),
+        out=str(out),
+        resolution=32,
+        steps=steps,
+        batch=4,
+        g_width=8,
+        d_width=8,
+        z_dim=16,
+        embed_dim=8,
+        precision="fp32",
+        log_every=1,
+        sample_every=0,
+        ckpt_every=0,
+    )
+    return TrainConfig(**{**base, **kw})
+
+
+def _weights(run_dir, step):
+    folder = run_dir / "checkpoints" / ckpt.step_dir_name(step)
+    return {
+        name: load_file(folder / name / "model.safetensors")
+        for name in ("generator", "generator_ema", "discriminator")
+    }
+
+
+def _loss_lines(run_dir):
+    keys = LOG_KEYS - {"images_per_s"}
+    return [
+        {k: v for k, v in json.loads(line).items() if k in keys}
+        for line in (run_dir / "log.jsonl").read_text().splitlines()
+    ]
+
+
+def test_resume_matches_straight_run(tmp_path, demo_dir):
+    train(_config(demo_dir, tmp_path / "straight", 6), progress=False)
+    train(_config(demo_dir, tmp_path / "resumed", 3), progress=False)
+    train(_config(demo_dir, tmp_path / "resumed", 6), resume=True, progress=False)
+    a, b = _weights(tmp_path / "straight", 6), _weights(tmp_path / "resumed", 6)
+    for name in a:
+        for key in a[name]:
+            torch.testing.assert_close(a[name][key], b[name][key], rtol=0, atol=1e-6, msg=f"{name}.{key}")
+    assert _loss_lines(tmp_path / "straight") == _loss_lines(tmp_path / "resumed")
+
+
+def test_resume_refusals(tmp_path, demo_dir):
+    with pytest.raises(ckpt.CheckpointError, match="no checkpoint yet"):
+        train(_config(demo_dir, tmp_path / "nothing", 2), resume=True, progress=False)
+    train(_config(demo_dir, tmp_path / "run", 2), progress=False)
+    saved = _weights(tmp_path / "run", 2)
+    with pytest.raises(ckpt.CheckpointError, match="already holds checkpoints"):
+        train(_config(demo_dir, tmp_path / "run", 4), progress=False)
+    assert all(
+        torch.equal(saved["generator"][k], v) for k, v in _weights(tmp_path / "run", 2)["generator"].items()
+    )
+
+
+def test_keeps_last_k_checkpoints_and_latest(tmp_path, demo_dir):
+    out = tmp_path / "run"
+    train(_config(demo_dir, out, 8, ckpt_every=2, keep_checkpoints=2), progress=False)
+    assert [p.name for p in ckpt.list_checkpoints(out)] == ["step_0000006", "step_0000008"]
+    assert (out / "checkpoints" / "latest").read_text().strip() == "step_0000008"
+
+
+def test_latest_pointer_survives_a_bad_pointer(tmp_path, demo_dir):
+    out = tmp_path / "run"
+    train(_config(demo_dir, out, 2), progress=False)
+    (out / "checkpoints" / "latest").write_text("../../etc\n")
+    assert ckpt.latest_checkpoint(out).name == "step_0000002"
+
+
+def test_unknown_checkpoint_format_is_refused(tmp_path, demo_dir):
+    out = tmp_path / "run"
+    train(_config(demo_dir, out, 2), progress=False)
+    meta_path = out / "checkpoints" / "step_0000002" / "checkpoint.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "format_version": 99}))
+    with pytest.raises(ckpt.CheckpointError, match="format 99"):
+        ckpt.load_checkpoint_meta(meta_path.parent)
+
+
+def test_sigterm_saves_and_exits_cleanly(tmp_path, demo_dir):
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gan_studio",
+            "train",
+            "--data",
+            str(demo_dir),
+            "--out",
+            str(out),
+            "--res",
+            "32",
+            "--steps",
+            "100000",
+            "--batch",
+            "4",
+            *TINY_MODEL_ARGS,
+            "--log-every",
+            "1",
+            "--ckpt-every",
+            "0",
+            "--sample-every",
+            "0",
+            "--precision",
+            "fp32",
+            "--no-progress",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    log = out / "log.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (log.is_file() and log.read_text().count("\n") >= 2):
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr and "--resume" in stderr
+    latest = ckpt.latest_checkpoint(out)
+    assert latest is not None and ckpt.load_checkpoint_meta(latest)["step"] >= 2
+    assert json.loads((out / "status.json").read_text())["state"] == "stopped"
+
+
+def test_cli_train_then_resume_more_steps(tmp_path, demo_dir):
+    out = tmp_path / "run"
+    args = [
+        "--data",
+        demo_dir,
+        "--out",
+        out,
+        "--res",
+        "32",
+        "--batch",
+        "4",
+        *TINY_MODEL_ARGS,
+        "--no-progress",
+    ]
+    assert run_cli("train", *args, "--steps", "3").returncode == 0
+    proc = run_cli("train", *args, "--steps", "5", "--resume")
+    assert proc.returncode == 0, proc.stderr
+    assert ckpt.latest_checkpoint(out).name == "step_0000005"
+
+
+def test_cli_refuses_folder_without_classes(tmp_path):
+    (tmp_path / "flat").mkdir()
+    Image.new("RGB", (40, 40)).save(tmp_path / "flat" / "a.png")
+    proc = run_cli(
+        "train", "--data", tmp_path / "flat", "--out", tmp_path / "run", "--res", "32", "--steps", "1"
+    )
+    assert proc.returncode == 2
+    assert (
+        "Traceback" not in proc.stderr
+        and "class" in proc.stderr.lower()
+        and str(tmp_path / "flat") in proc.stderr
+    )
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_bad_files_are_reported_and_training_goes_on(tmp_path, demo_dir):
+    """The issue's acceptance folder: truncated JPEG, text named .png, grayscale, RGBA, 16-bit PNG."""
+    import numpy as np
+
+    data = tmp_path / "data"
+    for cls in ("Nut", "Screw"):
+        shutil.copytree(demo_dir / cls, data / cls)
+    Image.fromarray(np.arange(64 * 64, dtype=np.uint8).reshape(64, 64)).save(data / "Nut" / "gray.png")
+    Image.new("RGBA", (64, 64), (10, 20, 200, 128)).save(data / "Nut" / "rgba.png")
+    Image.fromarray((np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)).save(
+        data / "Screw" / "deep16.png"
+    )
+    Image.new("RGB", (64, 64), (50, 60, 70)).save(data / "Screw" / "whole.jpg", quality=95)
+    raw = (data / "Screw" / "whole.jpg").read_bytes()
+    (data / "Screw" / "truncated.jpg").write_bytes(raw[: len(raw) // 2])
+    (data / "Screw" / "notes.png").write_text("this is not an image")
+    proc = run_cli(
+        "train",
+        "--data",
+        data,
+        "--out",
+        tmp_path / "run",
+        "--res",
+        "32",
+        "--steps",
+        "2",
+        "--batch",
+        "4",
+        *TINY_MODEL_ARGS,
+        "--no-progress",
+    )
+    assert proc.returncode == 0, proc.stderr
+    for name in ("gray.png", "rgba.png", "deep16.png", "truncated.jpg", "notes.png"):
+        assert name in proc.stdout, f"{name} missing from the report:\n{proc.stdout}"
+
+
+def test_two_process_data_parallel_ranks_stay_identical(tmp_path, demo_dir):
+    out = tmp_path / "ddp"
+    args = [
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "gan_studio",
+        "train",
+        "--data",
+        demo_dir,
+        "--out",
+        out,
+        "--res",
+        "32",
+        "--steps",
+        "3",
+        "--batch",
+        "4",
+        *TINY_MODEL_ARGS,
+        "--precision",
+        "fp32",
+        "--no-progress",
+        "--write-rank-fingerprints",
+    ]
+    proc = run_cli(
+        *args, module=("-m", "torch.distributed.run", "--standalone"), env={"OMP_NUM_THREADS": "1"}
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    prints = [json.loads((out / "fingerprints" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert prints[0]["world_size"] == 2 and prints[0]["step"] == prints[1]["step"] == 3
+    assert prints[0]["G"] == prints[1]["G"] and prints[0]["D"] == prints[1]["D"]
+    meta = ckpt.load_checkpoint_meta(ckpt.latest_checkpoint(out))
+    assert meta["world_size"] == 2
