@@ -22,7 +22,14 @@ def lpips_available(net: str = "vgg") -> bool:
     return backbone_path(net).is_file()
 
 
-def load_lpips(net: str = "vgg") -> torch.nn.Module:
+def available_backbone(preferred: tuple[str, ...] = ("vgg", "alex")) -> str | None:
+    """The first LPIPS backbone whose weights are on disk, or None."""
+    return next((net for net in preferred if lpips_available(net)), None)
+
+
+def load_lpips(net: str | None = None) -> torch.nn.Module:
+    """LPIPS with the given backbone (default: VGG if its weights are present, else AlexNet)."""
+    net = net or available_backbone() or "vgg"
     if not lpips_available(net):
         raise FileNotFoundError(
             f"LPIPS needs the ImageNet weights of its {net} backbone at '{backbone_path(net)}', which cannot be "

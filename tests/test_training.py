@@ -304,3 +304,19 @@ def test_two_process_data_parallel_ranks_stay_identical(tmp_path, demo_dir):
     assert prints[0]["G"] == prints[1]["G"] and prints[0]["D"] == prints[1]["D"]
     meta = ckpt.load_checkpoint_meta(ckpt.latest_checkpoint(out))
     assert meta["world_size"] == 2
+
+
+def test_lpips_reconstruction_loss_with_local_backbone(tmp_path, demo_dir, monkeypatch):
+    """LPIPS needs ImageNet backbone weights that cannot be downloaded here: with no file the run is
+    refused with a clear message; with a (self-made) AlexNet file in $TORCH_HOME it trains."""
+    import torchvision
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    with pytest.raises(FileNotFoundError, match="--recon-loss mse"):
+        train(_config(demo_dir, tmp_path / "no_weights", 1, recon_loss="lpips"), progress=False)
+    target = tmp_path / "torch_home" / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth"
+    target.parent.mkdir(parents=True)
+    torch.save(torchvision.models.alexnet(weights=None).state_dict(), target)
+    train(_config(demo_dir, tmp_path / "with_weights", 2, recon_loss="lpips"), progress=False)
+    lines = _loss_lines(tmp_path / "with_weights")
+    assert len(lines) == 2 and all(r["loss_recon"] > 0 for r in lines)
