@@ -47,6 +47,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--group-pattern", default=None, help="regex on file names: matches with equal group stay on one side"
     )
+    p.add_argument(
+        "--split", dest="split_file", default=None, help="use this split.json instead of making one"
+    )
+    p.add_argument(
+        "--train-per-class", type=int, default=0, help="few-shot: train on N images per class (0: all)"
+    )
     p.add_argument("--min-per-class", type=int, default=2)
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--sample-every", type=int, default=500)
@@ -104,6 +110,8 @@ def config_from_args(args):
         fit=args.fit,
         test_fraction=args.test_fraction,
         group_pattern=args.group_pattern,
+        split_file=args.split_file,
+        train_per_class=args.train_per_class,
         min_per_class=args.min_per_class,
         log_every=args.log_every,
         sample_every=args.sample_every,

@@ -320,3 +320,20 @@ def test_lpips_reconstruction_loss_with_local_backbone(tmp_path, demo_dir, monke
     train(_config(demo_dir, tmp_path / "with_weights", 2, recon_loss="lpips"), progress=False)
     lines = _loss_lines(tmp_path / "with_weights")
     assert len(lines) == 2 and all(r["loss_recon"] > 0 for r in lines)
+
+
+def test_few_shot_subset_and_adopted_split(tmp_path, demo_dir):
+    from gan_studio.data import load_split, make_split, save_split, scan_image_folder
+
+    records, _ = scan_image_folder(demo_dir, progress=False)
+    split = make_split(records, test_fraction=0.5, seed=3)
+    save_split(split, tmp_path / "by_hand.json")
+    out = tmp_path / "few"
+    train(
+        _config(demo_dir, out, 1, split_file=str(tmp_path / "by_hand.json"), train_per_class=2),
+        progress=False,
+    )
+    assert load_split(out / "split.json").to_dict() == split.to_dict()
+    used = json.loads((out / "train_files.json").read_text())
+    assert len(used) == 20 and set(used) <= set(split.train)  # 2 per class x 10 classes, never a test image
+    assert json.loads((out / "run.json").read_text())["data"]["n_train"] == 20

@@ -9,7 +9,7 @@ from gan_studio.data.folder import (
     resolve_dataset_source,
     scan_image_folder,
 )
-from gan_studio.data.split import Split, load_split, make_split, save_split
+from gan_studio.data.split import Split, few_shot_paths, load_split, make_split, save_split
 
 __all__ = [
     "DatasetError",
@@ -17,6 +17,7 @@ __all__ = [
     "LabeledImages",
     "Split",
     "ValidationReport",
+    "few_shot_paths",
     "load_labeled_images",
     "load_split",
     "make_split",

@@ -192,3 +192,22 @@ def load_split(path: str | os.PathLike) -> Split:
         test_fraction=float(fraction),
         group_pattern=pattern,
     )
+
+
+def few_shot_paths(records: Sequence[ImageRecord], per_class: int, *, seed: int = 0) -> list[str]:
+    """At most ``per_class`` paths of each class, drawn with a per-class seeded RNG.
+
+    Simulates the few-shot regime on a larger training split. The GAN run and the augmentation
+    experiment call this with the same records and seed, so both see exactly the same real images.
+    """
+    if per_class < 1:
+        raise ValueError(f"per_class must be at least 1, got {per_class}")
+    by_class: dict[str, list[str]] = defaultdict(list)
+    for record in records:
+        by_class[record.class_name].append(record.path)
+    chosen: list[str] = []
+    for class_name in sorted(by_class):
+        paths = sorted(by_class[class_name])
+        random.Random(f"few-shot:{seed}:{class_name}").shuffle(paths)
+        chosen.extend(paths[:per_class])
+    return sorted(chosen)

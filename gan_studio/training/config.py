@@ -37,6 +37,8 @@ class TrainConfig:
     fit: str = "center-crop"  # center-crop | pad | stretch
     test_fraction: float = 0.3
     group_pattern: str | None = None
+    split_file: str | None = None  # adopt an existing split.json (e.g. a hand-made split by pose)
+    train_per_class: int = 0  # >0: train on this many images per class (few-shot regime)
     min_per_class: int = 2
     # bookkeeping
     log_every: int = 10

@@ -27,7 +27,14 @@ from accelerate import Accelerator
 from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
-from gan_studio.data import load_labeled_images, load_split, make_split, resolve_dataset_source, save_split
+from gan_studio.data import (
+    few_shot_paths,
+    load_labeled_images,
+    load_split,
+    make_split,
+    resolve_dataset_source,
+    save_split,
+)
 from gan_studio.device import autocast, pick_device, resolve_precision
 from gan_studio.models import Discriminator, Generator
 from gan_studio.models.diffaug import diff_augment, parse_policy
@@ -150,12 +157,19 @@ class Trainer:
         split_path = self.run_dir / "split.json"
         if split_path.is_file():
             split = load_split(split_path)
+        elif cfg.split_file:
+            split = load_split(cfg.split_file)
         else:
             split = make_split(
                 data.records, test_fraction=cfg.test_fraction, seed=cfg.seed, group_pattern=cfg.group_pattern
             )
         self.split = split
         train_idx, _ = split.indices(data.records)
+        if cfg.train_per_class > 0:
+            keep = set(
+                few_shot_paths([data.records[i] for i in train_idx], cfg.train_per_class, seed=cfg.seed)
+            )
+            train_idx = [i for i in train_idx if data.records[i].path in keep]
         self.data = data.subset(train_idx)
         self.data_root = root
         self.class_names = list(data.class_names)
@@ -191,6 +205,8 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         save_split(self.split, self.run_dir / "split.json")
         ckpt.write_json_atomic(self.run_dir / "data_report.json", self.report.to_dict())
+        # The exact real images this run trains on (the whole train split, or its few-shot subset).
+        ckpt.write_json_atomic(self.run_dir / "train_files.json", [r.path for r in self.data.records])
         ckpt.write_json_atomic(
             self.run_dir / "run.json",
             {
@@ -204,6 +220,7 @@ class Trainer:
                     "resolution": self.config.resolution,
                     "fit": self.config.fit,
                     "n_train": len(self.data),
+                    "train_per_class": self.config.train_per_class,
                     "n_test": len(self.split.test),
                     "counts": self.report.counts,
                 },
