@@ -63,6 +63,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--write-rank-fingerprints", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=run_train)
 
+    p = sub.add_parser(
+        "package", help="package a run (+ evaluator + report) as a small model folder with a card"
+    )
+    p.add_argument("--run", required=True, type=Path, help="run folder (the --out of train)")
+    p.add_argument(
+        "--out", required=True, type=Path, help="package folder to write, e.g. checkpoints/my-parts"
+    )
+    p.add_argument("--evaluator", type=Path, default=None, help="evaluator folder (train-evaluator --out)")
+    p.add_argument("--report", type=Path, default=None, help="report folder (evaluate --out)")
+    p.add_argument("--fp32", action="store_true", help="keep fp32 weights (default: fp16, half the size)")
+    p.add_argument("--command", action="append", default=[], help="extra command to list in the model card")
+    p.set_defaults(func=run_package)
+
     p = sub.add_parser("sample", help="write class-conditioned samples (PNGs + manifest.json)")
     p.add_argument("--ckpt", required=True, help="run folder, checkpoint folder or generator folder")
     p.add_argument("--class", dest="class_name", default="all", help="class name or index, or 'all'")
@@ -126,7 +139,13 @@ def run_train(args) -> int:
     from gan_studio.training.loop import Trainer
 
     check_resolution(args.res)
-    trainer = Trainer(config_from_args(args), resume=args.resume, progress=not args.no_progress)
+    import shlex
+    import sys
+
+    command = "python -m gan_studio " + shlex.join(sys.argv[1:])
+    trainer = Trainer(
+        config_from_args(args), resume=args.resume, progress=not args.no_progress, command=command
+    )
     if trainer.is_main:
         print(trainer.report.summary())
         print(
@@ -176,4 +195,20 @@ def run_sample(args) -> int:
     seeds = [args.seed + i for _ in classes for i in range(args.n)]
     manifest = write_samples(G, info, args.out, class_indices, seeds, truncation=args.truncation)
     print(f"wrote {len(seeds)} images and {manifest}")
+    return 0
+
+
+def run_package(args) -> int:
+    from gan_studio.packaging import package_run
+
+    out = package_run(
+        args.run,
+        args.out,
+        evaluator_dir=args.evaluator,
+        report_dir=args.report,
+        fp16=not args.fp32,
+        extra_commands=args.command,
+    )
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20
+    print(f"wrote package {out} ({size:.1f} MB)")
     return 0

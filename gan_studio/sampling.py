@@ -42,6 +42,9 @@ def resolve_generator_dir(path: str | Path) -> tuple[Path, Path | None, int]:
             f"'{path}' does not exist. Pass a run folder (the --out of train), a checkpoint folder, "
             "or a generator folder holding config.json + model.safetensors."
         )
+    if (path / "package.json").is_file() and (path / "generator" / "config.json").is_file():
+        step = int(json.loads((path / "package.json").read_text()).get("step", -1))
+        return path / "generator", None, step
     if (path / "run.json").is_file() or (path / ckpt.CHECKPOINT_DIR).is_dir():
         latest = ckpt.latest_checkpoint(path)
         if latest is None:

@@ -65,3 +65,25 @@ def test_safe_name():
         cleaned = safe_name(hostile)
         assert "/" not in cleaned and "\\" not in cleaned and not cleaned.startswith(".") and cleaned
     assert safe_name("") == "class" and safe_name("Ball Joint ü") == "Ball Joint ü"
+
+
+def test_package_is_small_loadable_and_carded(tiny_run, tmp_path):
+    proc = run_cli("package", "--run", tiny_run, "--out", tmp_path / "pkg")
+    assert proc.returncode == 0, proc.stderr
+    pkg = tmp_path / "pkg"
+    for name in ("README.md", "package.json", "samples.png", "split.json", "train_files.json", "run.json"):
+        assert (pkg / name).is_file(), name
+    from safetensors.torch import load_file
+
+    assert all(
+        t.dtype == torch.float16
+        for t in load_file(pkg / "generator" / "model.safetensors").values()
+        if t.is_floating_point()
+    )
+    G, info = load_generator(pkg, device="cpu")
+    G_run, _ = load_generator(tiny_run, device="cpu")
+    assert info.step == 6 and info.class_names == G_run.class_names
+    a, b = generate(G, [2], [5]).float(), generate(G_run, [2], [5]).float()
+    assert (a - b).abs().mean() < 2.0  # fp16 storage changes pixels by at most rounding noise
+    card = (pkg / "README.md").read_text()
+    assert "python -m gan_studio train" in card and "Steps: 6" in card

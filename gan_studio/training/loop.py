@@ -57,6 +57,29 @@ class StepStats:
     r_t: float  # ADA's over-fitting signal E[sign(D(real))]: near 1 means D memorises the reals
 
 
+def hardware_summary(device: torch.device, world_size: int) -> dict:
+    import platform
+
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = platform.processor() or platform.machine()
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("model name"):
+                    name = f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+                    break
+        except OSError:
+            pass
+    return {
+        "device": device.type,
+        "name": name,
+        "processes": world_size,
+        "cpu_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+
+
 def reconstruction_loss(kind: str):
     if kind == "mse":
         return F.mse_loss
@@ -80,7 +103,10 @@ def reconstruction_loss(kind: str):
 class Trainer:
     """Owns the models, optimisers, data and run directory of one training run."""
 
-    def __init__(self, config: TrainConfig, *, resume: bool = False, progress: bool = True):
+    def __init__(
+        self, config: TrainConfig, *, resume: bool = False, progress: bool = True, command: str | None = None
+    ):
+        self.command = command  # the CLI line that started the run, recorded for model cards
         self.resume = resume
         self.progress = progress
         self.run_dir = Path(config.out)
@@ -107,6 +133,7 @@ class Trainer:
         self._load_data()
         self._build_models()
         self.step = 0
+        self.train_seconds = 0.0  # cumulative over resumes, excluding start-up
         if resume:
             self._load_latest()
         elif self.is_main:
@@ -225,6 +252,8 @@ class Trainer:
                     "counts": self.report.counts,
                 },
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "command": self.command,
+                "hardware": hardware_summary(self.device, self.world_size),
             },
         )
         (self.run_dir / "log.jsonl").write_text("")
@@ -245,6 +274,7 @@ class Trainer:
         self.opt_g.load_state_dict(state["optimizer_g"])
         self.opt_d.load_state_dict(state["optimizer_d"])
         self.step = int(state["step"])
+        self.train_seconds = float(state.get("train_seconds", 0.0))
         rng = state["rng"]
         if len(rng) != self.world_size:
             raise ckpt.CheckpointError(
@@ -408,11 +438,14 @@ class Trainer:
                 "config": self.config.to_dict(),
                 "world_size": self.world_size,
                 "resolution": self.config.resolution,
+                "train_seconds": round(self.train_seconds, 1),
+                "hardware": hardware_summary(self.device, self.world_size),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             }
             state = {
                 "format_version": ckpt.FORMAT_VERSION,
                 "step": self.step,
+                "train_seconds": self.train_seconds,
                 "optimizer_g": self.opt_g.state_dict(),
                 "optimizer_d": self.opt_d.state_dict(),
                 "rng": [{k: v.cpu() for k, v in r.items()} for r in all_rng],
@@ -475,8 +508,10 @@ class Trainer:
                 if self._should_stop():
                     state = "stopped"
                     break
+                t_step = time.perf_counter()
                 stats = self.train_step()
                 self.step += 1
+                self.train_seconds += time.perf_counter() - t_step
                 bar.update(1)
                 for k, v in vars(stats).items():
                     acc[k] = acc.get(k, 0.0) + v

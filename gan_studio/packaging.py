@@ -1,0 +1,198 @@
+"""Package a trained run as a small, shippable model folder with a model card.
+
+A package is what the app loads out of the box and what gets pushed to the Hugging Face Hub::
+
+    NAME/
+      README.md          model card: commands, steps, wall time, hardware, metrics, sample grid
+      package.json       machine-readable summary (kind "gan-studio-package")
+      generator/         EMA generator, save_pretrained (fp16 by default: half the size)
+      evaluator/         evaluator classifier (save_pretrained + training.json), if given
+      samples.png        per-class sample grid (8 seeds per class)
+      run.json, split.json, train_files.json, data_report.json   how the run was trained
+      metrics.json, report.md                                     what `evaluate` measured, if given
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from gan_studio.sampling import generate, load_generator
+from gan_studio.training import checkpoint as ckpt
+from gan_studio.utils.images import save_image_grid
+
+PACKAGE_KIND = "gan-studio-package"
+RUN_FILES = ("run.json", "split.json", "train_files.json", "data_report.json")
+
+
+def package_run(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    evaluator_dir: str | Path | None = None,
+    report_dir: str | Path | None = None,
+    name: str | None = None,
+    fp16: bool = True,
+    extra_commands: list[str] | None = None,
+) -> Path:
+    """Write the package into a temporary folder, then swap it into ``out_dir`` in one rename."""
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    G, info = load_generator(run_dir, device="cpu")
+    latest = ckpt.latest_checkpoint(run_dir)
+    meta = ckpt.load_checkpoint_meta(latest) if latest else {}
+    run = ckpt.read_json(run_dir / "run.json") if (run_dir / "run.json").is_file() else {}
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".tmp-{out_dir.name}-"))
+    try:
+        (G.half() if fp16 else G).save_pretrained(tmp / "generator")
+        G.float()
+        for file in RUN_FILES:
+            if (run_dir / file).is_file():
+                shutil.copy2(run_dir / file, tmp / file)
+        if evaluator_dir:
+            shutil.copytree(
+                evaluator_dir, tmp / "evaluator", ignore=shutil.ignore_patterns(".*", "README.md")
+            )
+        metrics = None
+        if report_dir:
+            report_dir = Path(report_dir)
+            if (report_dir / "metrics.json").is_file():
+                shutil.copy2(report_dir / "metrics.json", tmp / "metrics.json")
+                metrics = json.loads((report_dir / "metrics.json").read_text())
+            if (report_dir / "report.md").is_file():
+                shutil.copy2(report_dir / "report.md", tmp / "report.md")
+        n = len(info.class_names)
+        grid = generate(G, [c for c in range(n) for _ in range(8)], [s for _ in range(n) for s in range(8)])
+        save_image_grid(grid, tmp / "samples.png", ncol=8, row_labels=info.class_names)
+        summary = {
+            "kind": PACKAGE_KIND,
+            "format_version": ckpt.FORMAT_VERSION,
+            "name": name or out_dir.name,
+            "step": info.step,
+            "resolution": info.resolution,
+            "class_names": info.class_names,
+            "train_seconds": meta.get("train_seconds"),
+            "hardware": meta.get("hardware") or run.get("hardware"),
+            "precision": (
+                f"trained with --precision {run.get('config', {}).get('precision', '?')}; "
+                + ("weights stored as fp16" if fp16 else "weights stored as fp32")
+            ),
+            "config": run.get("config"),
+            "commands": [c for c in [run.get("command"), *(extra_commands or [])] if c],
+            "has_evaluator": bool(evaluator_dir),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        ckpt.write_json_atomic(tmp / "package.json", summary)
+        (tmp / "README.md").write_text(model_card(summary, metrics), encoding="utf-8")
+        if out_dir.exists():
+            old = out_dir.with_name(f".old-{out_dir.name}-{os.getpid()}")
+            os.replace(out_dir, old)
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 1000 else f"{value:.1f}"
+    return "—" if value is None else str(value)
+
+
+def _metric_rows(metrics: dict) -> list[str]:
+    """One table row per scalar figure of metrics.json (nested dicts are flattened with dots)."""
+    rows = []
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for key, sub in value.items():
+                if key in {"per_class", "worst_pairs", "pairs", "confusion_matrix"}:
+                    continue
+                walk(f"{prefix}.{key}" if prefix else key, sub)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) or value is None:
+            rows.append(f"| {prefix} | {_fmt(value)} |")
+
+    walk("", metrics)
+    return rows
+
+
+def model_card(summary: dict, metrics: dict | None) -> str:
+    hours = (summary.get("train_seconds") or 0) / 3600
+    hw = summary.get("hardware") or {}
+    lines = [
+        "---",
+        "library_name: gan-studio",
+        "tags: [gan, fastgan, class-conditional, few-shot, gan-studio]",
+        "---",
+        "",
+        f"# {summary['name']}: class-conditional FastGAN ({summary['resolution']} px, {len(summary['class_names'])} classes)",
+        "",
+        "Trained with GAN Studio — a class-conditional FastGAN (skip-layer excitation generator,"
+        " self-supervised discriminator, DiffAugment, spectral norm, EMA generator).",
+        "",
+        f"Classes: {', '.join(summary['class_names'])}.",
+        "",
+        "![Per-class samples (rows: classes; columns: seeds 0-7)](samples.png)",
+        "",
+        "## Training",
+        "",
+        f"- Steps: {summary['step']}; training wall time: {hours:.2f} h ({_fmt(summary.get('train_seconds'))} s,"
+        " start-up excluded)",
+        f"- Hardware: {hw.get('name', '?')} ({hw.get('device', '?')}, {hw.get('processes', 1)} process(es),"
+        f" torch {hw.get('torch', '?')})",
+        f"- Precision: {summary['precision']}",
+        "",
+        "Commands (in order):",
+        "",
+        "```bash",
+        *summary["commands"],
+        "```",
+        "",
+        "Configuration: see `run.json` (the split is `split.json`; the exact training images `train_files.json`).",
+        "",
+    ]
+    if metrics:
+        lines += [
+            "## Evaluation (`python -m gan_studio evaluate`)",
+            "",
+            "FID/KID here are computed in the evaluator classifier's feature space (no Inception weights offline):"
+            " compare them only between runs evaluated with the same evaluator. Full report: `report.md`.",
+            "",
+            "| metric | value |",
+            "|---|---|",
+            *_metric_rows(metrics),
+            "",
+        ]
+    lines += [
+        "## Use",
+        "",
+        "```python",
+        "from gan_studio.sampling import load_generator, generate",
+        "G, info = load_generator('path/to/this/folder')",
+        "images = generate(G, class_indices=[0, 1], seeds=[0, 1])  # uint8 [2, 3, R, R]",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def is_package(path: str | Path) -> bool:
+    file = Path(path) / "package.json"
+    if not file.is_file():
+        return False
+    try:
+        return json.loads(file.read_text()).get("kind") == PACKAGE_KIND
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def package_info(path: str | Path) -> dict:
+    return json.loads((Path(path) / "package.json").read_text())
