@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -82,7 +83,9 @@ def package_run(
                 + ("weights stored as fp16" if fp16 else "weights stored as fp32")
             ),
             "config": run.get("config"),
-            "commands": [c for c in [run.get("command"), *(extra_commands or [])] if c],
+            "commands": [
+                c for c in [reproducible(run.get("command"), info.step), *(extra_commands or [])] if c
+            ],
             "has_evaluator": bool(evaluator_dir),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
@@ -99,6 +102,16 @@ def package_run(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+def reproducible(command: str | None, step: int) -> str | None:
+    """The training command with ``--steps`` set to the step actually reached.
+
+    A run stopped early (Ctrl-C, SIGTERM, a time budget) was recorded with its planned step count;
+    the same command with ``--steps <reached>`` retraces it exactly."""
+    if not command or step < 0:
+        return command
+    return re.sub(r"--steps(\s+|=)\d+", f"--steps {step}", command)
 
 
 def _fmt(value) -> str:

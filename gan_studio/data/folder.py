@@ -26,6 +26,10 @@ from tqdm.auto import tqdm
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 IGNORED_NAMES = frozenset({"__MACOSX", "Thumbs.db", "desktop.ini"})
+# Metadata files that may sit next to the class folders without being reported as skipped.
+ROOT_METADATA_NAMES = frozenset(
+    {"dataset.json", "manifest.json", "README.md", "README.txt", "LICENSE", "split.json"}
+)
 FIT_MODES = ("center-crop", "pad", "stretch")
 MAX_ZIP_UNCOMPRESSED_BYTES = 4 * 2**30
 
@@ -272,6 +276,8 @@ def _list_files(root: Path) -> tuple[list[str], dict[str, list[str]], list[tuple
             class_names.append(entry.name)
         elif _is_image_name(entry.name):
             skipped.append((rel, f"image directly in the dataset folder; move it into {root}/<class_name>/"))
+        elif entry.name in ROOT_METADATA_NAMES:
+            continue  # a dataset's own description (e.g. the demo's dataset.json), not a stray file
         else:
             skipped.append((rel, _extension_reason(entry.name)))
     class_names.sort()
