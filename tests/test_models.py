@@ -51,7 +51,7 @@ def test_class_changes_image_and_seed_does_not_leak_across_classes():
     x = G(z, torch.tensor([0, 1, 2]), noise_mode="const")
     assert not torch.allclose(x[0], x[1]) and not torch.allclose(x[1], x[2])
     again = G(z[:1], torch.tensor([1]), noise_mode="const")
-    assert torch.allclose(again[0], x[1], atol=1e-6)  # only (z, class) decide the image
+    assert torch.allclose(again[0], x[1], atol=1e-4)  # only (z, class) decide the image
 
 
 def test_const_noise_is_batch_independent():

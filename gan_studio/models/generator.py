@@ -2,8 +2,10 @@
 
 Architecture follows FastGAN (arXiv 2101.04775): a 4x4 transposed-conv stem, GLU up-sampling blocks
 (two convs at every other scale), noise injection, and skip-layer excitation from coarse to fine
-scales. Class conditioning: the class embedding is concatenated with z at the stem and drives the
-gain/bias of every batch norm, so a single model samples any class.
+scales. Class conditioning: the class embedding is concatenated with z at the stem, and [embedding, z]
+drives the gain/bias of every batch norm (BigGAN's shared embedding + skip-z), so a single model
+samples any class and z keeps a direct say at every scale: without it a conditional generator tends
+to learn one image per class first and ignore z (within-class collapse).
 """
 
 from __future__ import annotations
@@ -76,7 +78,8 @@ class Generator(
         self.class_embedding = nn.Embedding(self.n_classes, embed_dim)
         stem_ch = channels_at(4, width)
         self.stem = conv_transpose2d(z_dim + embed_dim, stem_ch * 2, 4, 1, 0, bias=False, sn=sn)
-        self.stem_norm = ConditionalBatchNorm2d(stem_ch * 2, embed_dim)
+        cond_dim = embed_dim + z_dim
+        self.stem_norm = ConditionalBatchNorm2d(stem_ch * 2, cond_dim)
         self.stem_act = GLU()
 
         self.sizes = [2**k for k in range(3, int(math.log2(resolution)) + 1)]
@@ -84,7 +87,7 @@ class Generator(
         for size in self.sizes:
             double = int(math.log2(size)) % 2 == 1  # FastGAN: two-conv blocks at 8, 32, 128, 512
             self.blocks[str(size)] = UpBlock(
-                channels_at(size // 2, width), channels_at(size, width), size, embed_dim, double, sn
+                channels_at(size // 2, width), channels_at(size, width), size, cond_dim, double, sn
             )
         self.sle = nn.ModuleDict(
             {
@@ -97,13 +100,13 @@ class Generator(
         )
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
-        emb = self.class_embedding(labels)
-        x = self.stem(torch.cat([z, emb.to(z.dtype)], dim=1)[:, :, None, None])
-        x = self.stem_act(self.stem_norm(x, emb))
+        cond = torch.cat([self.class_embedding(labels).to(z.dtype), z], dim=1)
+        x = self.stem(cond[:, :, None, None])
+        x = self.stem_act(self.stem_norm(x, cond))
         features = {4: x}
         gates = {dst: src for src, dst in sle_pairs(self.resolution)}
         for size in self.sizes:
-            x = self.blocks[str(size)](x, emb, noise_mode)
+            x = self.blocks[str(size)](x, cond, noise_mode)
             if size in gates:
                 src = gates[size]
                 x = self.sle[f"{src}_{size}"](features[src], x)

@@ -352,7 +352,10 @@ class Trainer:
         self.accelerator.backward(loss_g)
         D_plain.requires_grad_(True)
         self.opt_g.step()
-        update_ema(self.G_ema, self.accelerator.unwrap_model(G), cfg.ema_decay)
+        # EMA ramp-up: average over roughly the steps so far until the full horizon is reached, so
+        # that short runs (and the first samples of long ones) are not dominated by the initial weights.
+        decay = min(cfg.ema_decay, (1.0 + self.step) / (10.0 + self.step))
+        update_ema(self.G_ema, self.accelerator.unwrap_model(G), decay)
 
         return StepStats(
             loss_d_real=loss_d_real.item(),
