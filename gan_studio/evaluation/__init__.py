@@ -1,0 +1,20 @@
+"""The evaluator classifier: trained on the real train split, its features are the metrics' feature space."""
+
+from gan_studio.evaluation.classifier import (
+    ARCHITECTURES,
+    EvaluatorClassifier,
+    load_evaluator,
+    read_training_info,
+    save_evaluator,
+)
+from gan_studio.evaluation.train_classifier import evaluate_classifier, train_classifier
+
+__all__ = [
+    "ARCHITECTURES",
+    "EvaluatorClassifier",
+    "evaluate_classifier",
+    "load_evaluator",
+    "read_training_info",
+    "save_evaluator",
+    "train_classifier",
+]

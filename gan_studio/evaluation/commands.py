@@ -1,0 +1,307 @@
+"""CLI commands ``train-evaluator`` and ``evaluate``; gan_studio.cli registers them via ``register``."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from gan_studio.evaluation.classifier import ARCHITECTURES
+
+DEFAULT_EVALUATOR_STEPS = 1000
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train-evaluator",
+        help="train the evaluator classifier from scratch on a dataset's train split (its features feed the metrics)",
+    )
+    p.add_argument(
+        "--data", required=True, help="dataset folder (one subfolder per class), a .zip of one, or 'demo'"
+    )
+    p.add_argument(
+        "--out", required=True, type=Path, help="evaluator folder (config.json, model.safetensors, ...)"
+    )
+    p.add_argument("--arch", choices=ARCHITECTURES, default="mobilenet_v3_small")
+    p.add_argument("--res", type=int, default=64, help="input resolution (use the GAN's resolution)")
+    p.add_argument("--fit", choices=["center-crop", "pad", "stretch"], default="center-crop")
+    p.add_argument(
+        "--split",
+        type=Path,
+        default=None,
+        help="split.json to use, e.g. a GAN run's (default: make one like train does)",
+    )
+    p.add_argument("--test-fraction", type=float, default=0.3, help="held-out share when making a split")
+    p.add_argument(
+        "--group-pattern", default=None, help="regex on file names, as for train, when making a split"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seeds the split (like train) and the training")
+    p.add_argument(
+        "--steps", type=int, default=DEFAULT_EVALUATOR_STEPS, help="optimisation steps (the budget)"
+    )
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--augment", choices=["classic", "none"], default="classic")
+    p.add_argument("--weights", type=Path, default=None, help="local torchvision state dict to start from")
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
+    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, mps")
+    p.add_argument("--min-per-class", type=int, default=2)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run_train_evaluator)
+
+    p = sub.add_parser("evaluate", help="measure a generator with the evaluator: metrics.json + report.md")
+    p.add_argument("--ckpt", required=True, help="run folder, checkpoint folder or generator folder")
+    p.add_argument("--evaluator", required=True, type=Path, help="folder written by train-evaluator")
+    p.add_argument("--out", required=True, type=Path, help="report folder")
+    p.add_argument("--n-per-class", type=int, default=200, help="generated images per class")
+    p.add_argument("--seed", type=int, default=0, help="first seed; image i of every class uses seed+i")
+    p.add_argument("--truncation", type=float, default=1.0)
+    p.add_argument(
+        "--data", default=None, help="real dataset (default: the one recorded in the run's run.json)"
+    )
+    p.add_argument(
+        "--split", type=Path, default=None, help="split.json (default: the run's, else the evaluator's)"
+    )
+    p.add_argument("--metrics", default="all", help="comma-separated metric names, or 'all'")
+    p.add_argument("--batch", type=int, default=64, help="generation batch size")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run_evaluate)
+
+
+def _print_classifier_scores(scores: dict, class_names: list[str]) -> None:
+    from gan_studio.metrics.report import format_value
+
+    print(f"test accuracy: {format_value(scores['accuracy'], percent=True)} on {scores['n']} held-out images")
+    width = max(len(name) for name in class_names)
+    for name in class_names:
+        acc, n = scores["per_class_accuracy"][name], scores["per_class_count"][name]
+        print(f"  {name:<{width}}  {format_value(acc, percent=True):>6}  (n={n})")
+    print("confusion matrix (rows: true class, columns: predicted, in the order above):")
+    for name, row in zip(class_names, scores["confusion_matrix"]):
+        print(f"  {name:<{width}}  " + " ".join(f"{v:4d}" for v in row))
+
+
+def run_train_evaluator(args) -> int:
+    from gan_studio.data import DatasetError, load_labeled_images, load_split, make_split, save_split
+    from gan_studio.device import pick_device, resolve_precision
+    from gan_studio.evaluation.classifier import save_evaluator
+    from gan_studio.evaluation.train_classifier import evaluate_classifier, train_classifier
+
+    if args.weights is not None and not args.weights.is_file():
+        raise FileNotFoundError(
+            f"--weights '{args.weights}' does not exist; pass a torchvision state-dict file."
+        )
+    progress = not args.no_progress
+    data = load_labeled_images(
+        args.data, args.res, fit=args.fit, min_per_class=args.min_per_class, progress=progress
+    )
+    if args.split is not None:
+        split = load_split(args.split)
+    else:
+        split = make_split(
+            data.records, test_fraction=args.test_fraction, seed=args.seed, group_pattern=args.group_pattern
+        )
+    train_idx, test_idx = split.indices(data.records)
+    if not train_idx:
+        raise DatasetError(
+            f"The split leaves no training images for '{args.data}'; use a smaller --test-fraction."
+        )
+    train, test = data.subset(train_idx), data.subset(test_idx)
+    device = pick_device(args.device)
+    precision = resolve_precision(args.precision, device)
+    print(
+        f"training {args.arch} from {'--weights ' + str(args.weights) if args.weights else 'scratch'} on {len(train)} "
+        f"train images ({len(test)} held out), {len(data.class_names)} classes, {args.res}px, {device}, {precision}"
+    )
+    model = train_classifier(
+        train.images,
+        train.labels,
+        class_names=data.class_names,
+        arch=args.arch,
+        resolution=args.res,
+        steps=args.steps,
+        batch_size=args.batch,
+        lr=args.lr,
+        augment=args.augment,
+        seed=args.seed,
+        precision=precision,
+        device=device,
+        init_weights=args.weights,
+        progress=progress,
+    )
+    scores = evaluate_classifier(model, test.images, test.labels, progress=progress)
+    training = {
+        "data": {"source": str(args.data), "root": str(data.root), "resolution": args.res, "fit": args.fit},
+        "split": {
+            "file": "split.json",
+            "from": str(args.split) if args.split else None,
+            "n_train": len(train),
+            "n_test": len(test),
+            "seed": split.seed,
+            "test_fraction": split.test_fraction,
+        },
+        "arch": args.arch,
+        "init_weights": str(args.weights) if args.weights else None,
+        "steps": args.steps,
+        "batch_size": args.batch,
+        "lr": args.lr,
+        "augment": args.augment,
+        "seed": args.seed,
+        "precision": precision,
+        "test_accuracy": scores["accuracy"],
+        "per_class_accuracy": scores["per_class_accuracy"],
+        "per_class_test_count": scores["per_class_count"],
+        "confusion_matrix": scores["confusion_matrix"],
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    save_split(split, args.out / "split.json")
+    save_evaluator(model, args.out, training=training)
+    _print_classifier_scores(scores, data.class_names)
+    print(f"saved the evaluator to {args.out}")
+    return 0
+
+
+def _real_data_source(args, run_dir: Path | None) -> tuple[str, str]:
+    """(dataset source, fit mode): --data wins, else what the run recorded in run.json."""
+    from gan_studio.training.checkpoint import read_json
+
+    run_data = {}
+    if run_dir is not None and (run_dir / "run.json").is_file():
+        run_data = read_json(run_dir / "run.json").get("data", {})
+    fit = run_data.get("fit", "center-crop")
+    if args.data:
+        return args.data, fit
+    root, source = run_data.get("root"), run_data.get("source")
+    if root and Path(root).is_dir():
+        return root, fit
+    if source:
+        return source, fit
+    raise ValueError(
+        f"'{args.ckpt}' does not record its dataset (no run.json); pass the real images with --data DIR."
+    )
+
+
+def _split_path(args, run_dir: Path | None) -> Path:
+    candidates = (
+        [args.split]
+        if args.split
+        else [run_dir / "split.json" if run_dir else None, args.evaluator / "split.json"]
+    )
+    for path in candidates:
+        if path is not None and path.is_file():
+            return path
+    raise FileNotFoundError(
+        f"No split.json found for '{args.ckpt}' (looked in the run folder and '{args.evaluator}'). "
+        "Pass the split the generator was trained with: --split RUN_DIR/split.json"
+    )
+
+
+def _split_warnings(evaluator_dir: Path, split, split_path: Path) -> list[str]:
+    """The evaluator must not have trained on this run's test images; say so when it did."""
+    from gan_studio.data import load_split
+
+    own = evaluator_dir / "split.json"
+    if not own.is_file():
+        return [
+            f"'{evaluator_dir}' has no split.json: cannot check that the evaluator never saw test images."
+        ]
+    if own.resolve() == split_path.resolve():
+        return []
+    leaked = set(load_split(own).train) & set(split.test)
+    if not leaked:
+        return []
+    return [
+        f"the evaluator was trained on {len(leaked)} image(s) that are test images of this run (e.g. "
+        f"'{sorted(leaked)[0]}'); retrain it with --split {split_path} for an unbiased evaluation."
+    ]
+
+
+def run_evaluate(args) -> int:
+    from gan_studio import sampling
+    from gan_studio.data import DatasetError, load_labeled_images, load_split
+    from gan_studio.device import pick_device
+    from gan_studio.evaluation.classifier import load_evaluator, read_training_info
+    from gan_studio.metrics import build_context, compute_metrics, list_metrics, write_report
+    from gan_studio.metrics.report import summary_line
+
+    if args.n_per_class < 2:
+        raise ValueError("--n-per-class must be at least 2 (distribution metrics need two images per class).")
+    names = None if args.metrics == "all" else [m.strip() for m in args.metrics.split(",") if m.strip()]
+    unknown = sorted(set(names or []) - set(list_metrics()))
+    if unknown:
+        raise ValueError(f"Unknown metric(s) {', '.join(unknown)}; choose from {', '.join(list_metrics())}.")
+    progress = not args.no_progress
+    device = pick_device(args.device)
+
+    generator, info = sampling.load_generator(args.ckpt, device=device)
+    evaluator = load_evaluator(args.evaluator, device=device)
+    if list(evaluator.class_names) != list(info.class_names):
+        raise ValueError(
+            f"The evaluator '{args.evaluator}' knows classes {evaluator.class_names} but the generator has "
+            f"{info.class_names}. Train an evaluator on the generator's dataset (train-evaluator --data ...)."
+        )
+    source, fit = _real_data_source(args, info.run_dir)
+    split_path = _split_path(args, info.run_dir)
+    real = load_labeled_images(source, info.resolution, fit=fit, progress=progress)
+    if list(real.class_names) != list(info.class_names):
+        raise DatasetError(
+            f"The dataset '{source}' has classes {real.class_names} but the generator has {info.class_names}; "
+            "pass the dataset it was trained on with --data."
+        )
+    split = load_split(split_path)
+    train_idx, test_idx = split.indices(real.records)
+    train, test = real.subset(train_idx), real.subset(test_idx)
+
+    classes = range(len(info.class_names))
+    class_indices = [c for c in classes for _ in range(args.n_per_class)]
+    seeds = [args.seed + i for _ in classes for i in range(args.n_per_class)]
+    fake = sampling.generate(
+        generator,
+        class_indices,
+        seeds,
+        truncation=args.truncation,
+        batch_size=args.batch,
+        device=device,
+        progress=progress,
+    )
+    ctx = build_context(
+        evaluator,
+        real_train_images=train.images,
+        real_train_labels=train.labels,
+        real_train_names=[r.path for r in train.records],
+        real_test_images=test.images,
+        real_test_labels=test.labels,
+        real_test_names=[r.path for r in test.records],
+        fake_images=fake,
+        fake_labels=class_indices,
+        seed=args.seed,
+        progress=progress,
+    )
+    results = compute_metrics(names, ctx)
+    training = read_training_info(args.evaluator) or {}
+    meta = {
+        "generator": info.source,
+        "step": info.step,
+        "resolution": info.resolution,
+        "evaluator": str(args.evaluator),
+        "evaluator_arch": evaluator.arch,
+        "evaluator_resolution": evaluator.resolution,
+        "evaluator_test_accuracy": training.get("test_accuracy"),
+        "data": str(source),
+        "split": str(split_path),
+        "n_real_train": len(train),
+        "n_real_test": len(test),
+        "n_per_class": args.n_per_class,
+        "seeds": f"{args.seed}..{args.seed + args.n_per_class - 1} for every class",
+        "truncation": args.truncation,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "warnings": _split_warnings(args.evaluator, split, split_path),
+    }
+    report = write_report(results, ctx, args.out, meta=meta)
+    for warning in meta["warnings"]:
+        print(f"warning: {warning}")
+    for name, result in results.items():
+        print(summary_line(name, result))
+    print(f"wrote {args.out / 'metrics.json'} and {report}")
+    return 0

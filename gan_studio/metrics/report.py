@@ -1,0 +1,246 @@
+"""Write an evaluation to disk: metrics.json for programs, report.md (+ PNGs) for people."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from gan_studio.metrics.context import MetricContext
+from gan_studio.training.checkpoint import write_json_atomic, write_text_atomic
+from gan_studio.utils.images import save_image_grid
+
+SAMPLES_PER_CLASS_IN_GRID = 8
+FEATURE_SPACE_NOTE = (
+    "All distances above are measured in the evaluator's feature space (its penultimate layer). They rank "
+    "generators of this dataset against each other; they are not Inception FIDs and cannot be compared with "
+    "published numbers."
+)
+
+
+def format_value(value: Any, *, percent: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    if percent:
+        return f"{100 * value:.1f}%"
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
+    return str(value)
+
+
+PERCENT_METRICS = {"cas", "memorization"}
+
+
+def summary_line(name: str, result: dict) -> str:
+    """One line per metric for the terminal: its headline number(s) and label."""
+    if name == "prdc":
+        numbers = ", ".join(
+            f"{k} {format_value(result[k])}" for k in ("precision", "recall", "density", "coverage")
+        )
+    else:
+        numbers = format_value(result.get("value"), percent=name in PERCENT_METRICS)
+    return f"{name:>13}: {numbers}  ({result['label']})"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    escape = [[cell.replace("|", "\\|") for cell in row] for row in (header, *rows)]
+    lines = ["| " + " | ".join(escape[0]) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in escape[1:]]
+    return "\n".join(lines)
+
+
+def _get(results: dict, *keys: str) -> Any:
+    value: Any = results
+    for key in keys:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+PRDC_NOTES = {
+    "precision": "share of generated images inside the real images' k-NN manifold (fidelity)",
+    "recall": "share of real images inside the generated images' k-NN manifold (variety)",
+    "density": "real neighbourhoods holding each generated image, / k (about 1 when real-like)",
+    "coverage": "share of real images with a generated image among their k nearest",
+}
+
+
+def _overview_rows(results: dict) -> list[list[str]]:
+    """[metric, value, real reference, notes] for each metric that was computed."""
+    rows = []
+
+    def add(name: str, value: Any, *notes: str, reference: Any = "", percent: bool = False) -> None:
+        ref = reference if isinstance(reference, str) else format_value(reference, percent=percent)
+        rows.append([name, format_value(value, percent=percent), ref, ". ".join(n for n in notes if n)])
+
+    def missing(result: dict) -> str:
+        return (
+            f"not computed: {result['reason']}"
+            if result.get("value") is None and result.get("reason")
+            else ""
+        )
+
+    if "cas" in results:
+        r = results["cas"]
+        note = "reference: " + r["real_test_accuracy_label"]
+        add(r["label"], r["value"], note, reference=r["real_test_accuracy"], percent=True)
+        add(r["mean_confidence_label"], r["mean_confidence"], percent=True)
+    if "fid" in results:
+        r = results["fid"]
+        add(
+            r["label"],
+            r["value"],
+            missing(r),
+            "reference: " + r["real_baseline_label"],
+            reference=r["real_baseline"],
+        )
+    if "kid" in results:
+        r = results["kid"]
+        note = (
+            "reference: real test vs real train. Unbiased: about 0 (even below) when the distributions match"
+        )
+        add(r["label"], r["value"], missing(r), note, reference=r["real_baseline"])
+    if "inception_fid" in results:
+        r = results["inception_fid"]
+        add(r["label"], r["value"], missing(r))
+    if "prdc" in results:
+        r = results["prdc"]
+        for part, note in PRDC_NOTES.items():
+            add(f"{part} (k-NN, k={r['k']}, evaluator features)", r[part], note)
+    if "diversity" in results:
+        r = results["diversity"]
+        note = f"generated / real = {format_value(r['ratio'])} (1: real-like variety, near 0: collapse)"
+        add(r["label"], r["value"], note, r.get("reason") or "", reference=r["real_value"])
+    if "memorization" in results:
+        r = results["memorization"]
+        add(
+            r["label"],
+            r["value"],
+            f"{r['n_near_copies']} near-copies; the closest pairs are below",
+            percent=True,
+        )
+    return rows
+
+
+PER_CLASS_COLUMNS = (  # (header, metric, key in its per-class row, percent?)
+    ("CAS", "cas", "accuracy", True),
+    ("confidence", "cas", "mean_confidence", True),
+    ("real test acc.", "cas", "real_test_accuracy", True),
+    ("KID", "kid", "mean", False),
+    ("KID real", "kid", "real_baseline", False),
+    ("precision", "prdc", "precision", False),
+    ("recall", "prdc", "recall", False),
+    ("density", "prdc", "density", False),
+    ("coverage", "prdc", "coverage", False),
+    ("diversity", "diversity", "generated", False),
+    ("diversity real", "diversity", "real", False),
+    ("near-copies", "memorization", "near_copy_fraction", True),
+)
+
+
+def _per_class_table(results: dict, ctx: MetricContext) -> str:
+    columns = [c for c in PER_CLASS_COLUMNS if c[1] in results]
+    rows = []
+    for c, name in enumerate(ctx.class_names):
+        counts = [str(int((ctx.real_train.labels == c).sum())), str(int((ctx.fake.labels == c).sum()))]
+        cells = [
+            format_value(_get(results, metric, "per_class", name, key), percent=pct)
+            for _, metric, key, pct in columns
+        ]
+        rows.append([name, *counts, *cells])
+    return _table(["class", "real train", "generated", *[c[0] for c in columns]], rows)
+
+
+def _sample_grid(ctx: MetricContext, path: Path) -> Path | None:
+    picks = [ctx.fake.of_class(c).images[:SAMPLES_PER_CLASS_IN_GRID] for c in range(len(ctx.class_names))]
+    if not any(len(p) for p in picks):
+        return None
+    size = ctx.fake.images.shape[-1]
+    rows = [torch.cat([p, p.new_zeros(SAMPLES_PER_CLASS_IN_GRID - len(p), 3, size, size)]) for p in picks]
+    return save_image_grid(torch.cat(rows), path, SAMPLES_PER_CLASS_IN_GRID, row_labels=ctx.class_names)
+
+
+def _pairs_grid(pairs: list[dict], ctx: MetricContext, path: Path) -> Path | None:
+    """Each worst pair as one row: generated image, then its nearest training image (at the same size)."""
+    if not pairs:
+        return None
+    size = ctx.fake.images.shape[-1]
+    tiles = []
+    for pair in pairs:
+        real = ctx.real_train.images[pair["real_index"]]
+        if real.shape[-1] != size:
+            real = F.interpolate(real[None].float(), size=(size, size), mode="bilinear", antialias=True)
+            real = real[0].round().clamp(0, 255).to(torch.uint8)
+        tiles += [ctx.fake.images[pair["fake_index"]], real]
+    labels = [f"{p['class']} {p['ratio']:.2f}" for p in pairs]
+    return save_image_grid(torch.stack(tiles), path, 2, row_labels=labels)
+
+
+def _memorization_section(memo: dict, n_generated: int, pairs_image: Path | None) -> list[str]:
+    lines = [
+        "## Memorisation: the generated images closest to a training image",
+        "",
+        "Ratio = distance to the nearest training image / typical real-to-real nearest-neighbour distance "
+        f"({format_value(memo['typical_real_nn_distance'])}); below {memo['threshold']} counts as a near-copy. "
+        f"{memo['n_near_copies']} of {n_generated} generated images are near-copies.",
+        "",
+    ]
+    if pairs_image:
+        lines += [f"![generated (left) and nearest training image (right)]({pairs_image.name})", ""]
+    rows = [
+        [
+            str(i + 1),
+            p["class"],
+            str(p["fake_index"]),
+            p["real_name"] or str(p["real_index"]),
+            format_value(p["ratio"]),
+        ]
+        for i, p in enumerate(memo["worst_pairs"])
+    ]
+    return lines + [_table(["#", "class", "generated image #", "nearest training image", "ratio"], rows), ""]
+
+
+def render_markdown(results: dict, ctx: MetricContext, meta: dict, images: dict[str, Path | None]) -> str:
+    facts = [
+        f"- **{key}**: {format_value(value)}" for key, value in meta.items() if not isinstance(value, list)
+    ]
+    lines = ["# GAN Studio evaluation report", "", *facts, ""]
+    lines += [f"> **Warning:** {warning}\n" for warning in meta.get("warnings", [])]
+    lines += [
+        "## Overview",
+        "",
+        _table(["metric", "value", "real reference", "notes"], _overview_rows(results)),
+        "",
+    ]
+    lines += ["## Per class", "", _per_class_table(results, ctx), "", FEATURE_SPACE_NOTE, ""]
+    if images.get("samples"):
+        lines += [
+            "## Samples",
+            "",
+            f"The first {SAMPLES_PER_CLASS_IN_GRID} generated images of each class.",
+            "",
+        ]
+        lines += [f"![generated samples per class]({images['samples'].name})", ""]
+    if "memorization" in results:
+        lines += _memorization_section(results["memorization"], len(ctx.fake), images.get("pairs"))
+    return "\n".join(lines)
+
+
+def write_report(results: dict, ctx: MetricContext, out_dir: str | os.PathLike, *, meta: dict) -> Path:
+    """metrics.json + report.md + samples.png + memorization_pairs.png in ``out_dir``; returns report.md."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images = {
+        "samples": _sample_grid(ctx, out_dir / "samples.png"),
+        "pairs": _pairs_grid(
+            _get(results, "memorization", "worst_pairs") or [], ctx, out_dir / "memorization_pairs.png"
+        ),
+    }
+    write_json_atomic(out_dir / "metrics.json", {"meta": meta, "metrics": results})
+    report = out_dir / "report.md"
+    write_text_atomic(report, render_markdown(results, ctx, meta, images))
+    return report

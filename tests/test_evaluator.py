@@ -1,0 +1,259 @@
+"""The evaluator classifier: training budget and determinism, save/load, local backbone weights, and the
+train-evaluator / evaluate commands on a tiny dataset of coloured squares."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from PIL import Image
+
+from gan_studio import sampling
+from gan_studio.cli import main
+from gan_studio.data import load_labeled_images, load_split, make_split, save_split
+from gan_studio.evaluation.classifier import EvaluatorClassifier, load_evaluator, save_evaluator
+from gan_studio.evaluation.train_classifier import evaluate_classifier, train_classifier
+
+CLASSES = {"Blue": (40, 40, 220), "Green": (40, 220, 40), "Red": (220, 40, 40)}  # sorted, as folders are
+PER_CLASS = 12
+COMMON = ["--device", "cpu", "--no-progress"]
+train_module = importlib.import_module(
+    "gan_studio.evaluation.train_classifier"
+)  # the package re-exports its function
+
+
+def coloured_squares(n: int, colour: tuple[int, int, int], rng: np.random.Generator) -> list[np.ndarray]:
+    images = []
+    for _ in range(n):
+        image = rng.integers(0, 80, size=(32, 32, 3), dtype=np.uint8)
+        size = int(rng.integers(16, 26))
+        y, x = rng.integers(0, 32 - size, size=2)
+        image[y : y + size, x : x + size] = colour
+        images.append(image)
+    return images
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("squares")
+    rng = np.random.default_rng(0)
+    for name, colour in CLASSES.items():
+        (root / name).mkdir()
+        for i, image in enumerate(coloured_squares(PER_CLASS, colour, rng)):
+            Image.fromarray(image).save(root / name / f"img {i:02d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def evaluator_dir(dataset, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("evaluator")
+    argv = ["train-evaluator", "--data", str(dataset), "--out", str(out), "--res", "32"]
+    assert main([*argv, "--steps", "30", "--batch", "24", "--precision", "fp32", *COMMON]) == 0
+    return out
+
+
+def digest(image: torch.Tensor) -> str:
+    return hashlib.sha256(image.numpy().tobytes()).hexdigest()
+
+
+def test_train_evaluator_writes_model_split_and_test_scores(evaluator_dir, capsys):
+    config = json.loads((evaluator_dir / "config.json").read_text())
+    assert config["class_names"] == list(CLASSES) and config["arch"] == "mobilenet_v3_small"
+    assert config["resolution"] == 32
+    assert (evaluator_dir / "model.safetensors").is_file()
+    split = load_split(evaluator_dir / "split.json")
+    assert not set(split.train) & set(split.test)
+    assert len(split.train) + len(split.test) == len(CLASSES) * PER_CLASS
+    training = json.loads((evaluator_dir / "training.json").read_text())
+    assert training["split"]["n_test"] == len(split.test) and training["steps"] == 30
+    assert np.array(training["confusion_matrix"]).sum() == len(split.test)
+    assert set(training["per_class_accuracy"]) == set(CLASSES)
+    assert training["test_accuracy"] >= 0.8  # the classes differ by colour: easy even after 30 steps
+
+
+def test_train_evaluator_trains_only_on_the_train_split(dataset, tmp_path, monkeypatch):
+    data = load_labeled_images(dataset, 32, progress=False)
+    split = make_split(data.records, test_fraction=0.4, seed=5)
+    save_split(split, tmp_path / "gan_run_split.json")
+    _, test_idx = split.indices(data.records)
+    test_digests = {digest(image) for image in data.images[test_idx]}
+    seen = {}
+
+    def spy(images, labels, **kwargs):
+        seen["digests"] = {digest(image) for image in images}
+        return train_classifier(images, labels, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_classifier", spy)
+    out = tmp_path / "evaluator"
+    argv = ["train-evaluator", "--data", str(dataset), "--out", str(out), "--res", "32", "--steps", "2"]
+    assert main([*argv, "--split", str(tmp_path / "gan_run_split.json"), "--precision", "fp32", *COMMON]) == 0
+    assert len(seen["digests"]) == len(split.train)
+    assert not seen["digests"] & test_digests
+    assert load_split(out / "split.json") == split  # the split used is kept with the evaluator
+
+
+def test_save_and_load_round_trip_gives_identical_outputs(tmp_path):
+    torch.manual_seed(0)
+    model = EvaluatorClassifier(arch="mobilenet_v3_small", class_names=["x", "y"], resolution=48)
+    images = torch.randint(0, 256, (6, 3, 40, 40), dtype=torch.uint8)  # other size: resized to 48
+    model.recalibrate_batchnorm(images)
+    save_evaluator(model, tmp_path / "ev", training={"steps": 0})
+    loaded = load_evaluator(tmp_path / "ev", device="cpu")
+    assert (loaded.arch, loaded.class_names, loaded.resolution) == ("mobilenet_v3_small", ["x", "y"], 48)
+    probs, features = model.eval().predict_uint8(images)
+    probs2, features2 = loaded.predict_uint8(images)
+    np.testing.assert_array_equal(probs, probs2)
+    np.testing.assert_array_equal(features, features2)
+    assert features.shape == (6, model.num_features)
+    assert not list((tmp_path / "ev").glob(".save-*"))  # the staging folder is gone
+
+
+def test_loading_a_missing_evaluator_names_the_fix(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="model.safetensors.*train-evaluator"):
+        load_evaluator(tmp_path)
+
+
+def test_local_torchvision_weights_initialise_the_backbone_but_not_the_head(tmp_path):
+    torch.manual_seed(1)
+    source = torchvision.models.mobilenet_v3_small(weights=None)  # 1000-class head, like ImageNet weights
+    torch.save(source.state_dict(), tmp_path / "mobilenet.pth")
+    model = EvaluatorClassifier(arch="mobilenet_v3_small", class_names=["x", "y", "z"])
+    model.load_local_backbone_weights(tmp_path / "mobilenet.pth")
+    torch.testing.assert_close(model.backbone.features[0][0].weight, source.features[0][0].weight)
+    torch.testing.assert_close(model.backbone.classifier[0].weight, source.classifier[0].weight)
+    assert model.head.out_features == 3
+
+    with pytest.raises(ValueError, match=r"mobilenet\.pth.*do not fit torchvision's resnet18"):
+        EvaluatorClassifier(arch="resnet18", class_names=["x", "y"]).load_local_backbone_weights(
+            tmp_path / "mobilenet.pth"
+        )
+
+
+def test_local_weights_are_never_unpickled(tmp_path):
+    torch.save({"model": Path("not a tensor")}, tmp_path / "pickle.pth")  # needs full unpickling to load
+    with pytest.raises(ValueError, match=r"Cannot read backbone weights .*pickle\.pth"):
+        EvaluatorClassifier(class_names=["x", "y"]).load_local_backbone_weights(tmp_path / "pickle.pth")
+
+
+def test_training_is_deterministic_for_a_seed_and_leaves_global_rng_alone():
+    rng = np.random.default_rng(3)
+    images = (
+        torch.from_numpy(np.stack(coloured_squares(8, (200, 40, 40), rng))).permute(0, 3, 1, 2).contiguous()
+    )
+    labels = torch.arange(8) % 2
+
+    def train(seed):
+        return train_classifier(
+            images,
+            labels,
+            class_names=["x", "y"],
+            steps=2,
+            batch_size=4,
+            seed=seed,
+            precision="fp32",
+            progress=False,
+        )
+
+    torch.manual_seed(123)
+    first = train(seed=0)
+    after_training = torch.rand(1)
+    torch.manual_seed(123)
+    assert torch.equal(torch.rand(1), after_training)
+    second, other_seed = train(seed=0), train(seed=1)
+    for key, value in first.state_dict().items():
+        assert torch.equal(value, second.state_dict()[key]), key
+    assert not torch.equal(first.head.weight, other_seed.head.weight)
+    scores = evaluate_classifier(first, images, labels)
+    assert scores["n"] == 8 and np.array(scores["confusion_matrix"]).sum() == 8
+
+
+def fake_run(tmp_path: Path, dataset: Path, split: Path):
+    """A run folder recording the dataset and split, plus the real training images the run learned from."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(exist_ok=True)
+    (run_dir / "run.json").write_text(json.dumps({"data": {"source": str(dataset), "fit": "center-crop"}}))
+    shutil.copy(split, run_dir / "split.json")
+    data = load_labeled_images(dataset, 32, progress=False)
+    train_idx, _ = load_split(run_dir / "split.json").indices(data.records)
+    return run_dir, data.subset(train_idx)
+
+
+@pytest.fixture
+def evaluate(tmp_path, dataset, evaluator_dir, monkeypatch):
+    """Run `evaluate` on a stand-in generator that returns training images of class class_for(c) for class c."""
+
+    def run(class_for, *extra, evaluator=evaluator_dir, split=evaluator_dir / "split.json"):
+        run_dir, train = fake_run(tmp_path, dataset, split)
+
+        def load_generator(path, device=None):
+            info = sampling.GeneratorInfo(list(CLASSES), 32, step=100, source=str(path), run_dir=Path(path))
+            return torch.nn.Identity(), info
+
+        def generate(generator, class_indices, seeds, **kwargs):
+            pools = [train.images[train.labels == class_for(c)] for c in range(len(CLASSES))]
+            return torch.stack([pools[c][s % len(pools[c])] for c, s in zip(class_indices, seeds)])
+
+        monkeypatch.setattr(sampling, "load_generator", load_generator)
+        monkeypatch.setattr(sampling, "generate", generate)
+        out = tmp_path / "report"
+        argv = ["evaluate", "--ckpt", str(run_dir), "--evaluator", str(evaluator), "--out", str(out)]
+        code = main([*argv, "--n-per-class", "6", *extra, *COMMON])
+        return code, out
+
+    return run
+
+
+def test_evaluate_flags_a_generator_that_copies_training_images(evaluate):
+    code, out = evaluate(lambda c: c)
+    assert code == 0
+    saved = json.loads((out / "metrics.json").read_text())
+    metrics = saved["metrics"]
+    assert metrics["memorization"]["value"] == 1.0
+    assert all(pair["ratio"] < 1e-3 and pair["real_name"] for pair in metrics["memorization"]["worst_pairs"])
+    assert metrics["cas"]["value"] >= 0.8
+    assert metrics["fid"]["label"].startswith("FID (evaluator features)")
+    assert metrics["inception_fid"]["value"] is None and metrics["inception_fid"]["reason"]
+    assert saved["meta"]["n_per_class"] == 6 and saved["meta"]["warnings"] == []
+    report = (out / "report.md").read_text()
+    assert "FID (evaluator features)" in report and all(f"| {name} |" in report for name in CLASSES)
+    assert (out / "samples.png").is_file() and (out / "memorization_pairs.png").is_file()
+
+
+def test_evaluate_gives_low_cas_to_a_generator_with_shuffled_labels(evaluate):
+    code, out = evaluate(lambda c: (c + 1) % len(CLASSES), "--metrics", "cas")
+    assert code == 0
+    saved = json.loads((out / "metrics.json").read_text())
+    assert set(saved["metrics"]) == {"cas"}
+    assert saved["metrics"]["cas"]["value"] <= 0.2 and saved["metrics"]["cas"]["real_test_accuracy"] >= 0.8
+
+
+def test_evaluate_refuses_an_evaluator_of_other_classes(evaluate, tmp_path, evaluator_dir, capsys):
+    other = tmp_path / "other_evaluator"
+    shutil.copytree(evaluator_dir, other)
+    config = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**config, "class_names": ["Cyan", "Magenta", "Yellow"]}))
+    assert evaluate(lambda c: c, evaluator=other)[0] == 2
+    assert "knows classes ['Cyan', 'Magenta', 'Yellow']" in capsys.readouterr().err
+
+
+def test_evaluate_warns_when_the_evaluator_trained_on_the_runs_test_images(
+    evaluate, dataset, tmp_path, capsys
+):
+    data = load_labeled_images(dataset, 32, progress=False)
+    save_split(
+        make_split(data.records, seed=7), tmp_path / "other_split.json"
+    )  # the GAN run used another split
+    code, out = evaluate(lambda c: c, "--metrics", "cas", split=tmp_path / "other_split.json")
+    assert code == 0
+    warnings = json.loads((out / "metrics.json").read_text())["meta"]["warnings"]
+    assert len(warnings) == 1 and "test images of this run" in warnings[0]
+    assert "warning: the evaluator was trained on" in capsys.readouterr().out
+    assert "> **Warning:** the evaluator was trained on" in (out / "report.md").read_text()
