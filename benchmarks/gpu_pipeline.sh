@@ -7,7 +7,9 @@
 # models). Every training is stopped cleanly by SIGTERM after its time budget (it saves a checkpoint
 # and the run records the steps it reached), so the whole pipeline fits a fixed wall-clock budget;
 # the model card and BENCHMARKS.md report the steps actually trained, which reproduce the result
-# with `--steps N`. Everything that succeeded is kept even if a later phase fails.
+# with `--steps N`. Every phase has a hard time limit and everything that succeeded is kept even if a
+# later phase fails. Copy results out of WORK as soon as they exist when the machine is leased by the
+# minute (a first attempt on a leased GPU lost everything by tarring only at the very end).
 set -uo pipefail
 WORK=${WORK:-runs/pipeline}
 COIL=${COIL:-../shared/datasets/coil100_shapes20}
@@ -28,7 +30,7 @@ mkdir -p "$WORK/logs"
 log() { echo "[$(date +%H:%M:%S)] $*"; }
 
 log "demo data"
-$GS demo-data "$WORK/vise-parts" --per-class "${PER_CLASS:-200}" --size 128 --seed 0 --workers "$WORKERS" > "$WORK/logs/demo-data.log" 2>&1 || log "demo-data FAILED"
+timeout "${T_DATA:-90}" $GS demo-data "$WORK/vise-parts" --per-class "${PER_CLASS:-200}" --size 128 --seed 0 --workers "$WORKERS" > "$WORK/logs/demo-data.log" 2>&1 || log "demo-data FAILED"
 python benchmarks/coil100_split.py "$COIL" "$WORK/coil_split.json" > "$WORK/logs/coil-split.log" 2>&1 || log "coil split FAILED"
 
 train() {  # name seconds args...
@@ -41,7 +43,7 @@ train() {  # name seconds args...
 evaluator() {  # name args...
     local name=$1; shift
     log "evaluator $name"
-    $GS train-evaluator --out "$WORK/$name" --steps "$EVAL_STEPS" --no-progress "$@" > "$WORK/logs/$name.log" 2>&1
+    timeout "${T_EVAL:-120}" $GS train-evaluator --out "$WORK/$name" --steps "$EVAL_STEPS" --no-progress "$@" > "$WORK/logs/$name.log" 2>&1
     log "evaluator $name exit $?"
 }
 
@@ -74,10 +76,10 @@ P_B2=$!
 
 wait $P_SHIP
 log "evaluate vise128"
-$GS evaluate --ckpt "$WORK/vise128" --evaluator "$WORK/eval-vise128" --n-per-class 200 --out "$WORK/report-vise128" \
+timeout "${T_REPORT:-120}" $GS evaluate --ckpt "$WORK/vise128" --evaluator "$WORK/eval-vise128" --n-per-class 200 --out "$WORK/report-vise128" \
     --no-progress > "$WORK/logs/evaluate-vise128.log" 2>&1 || log "evaluate FAILED"
 STEP=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['step'])" "$WORK/vise128/status.json" 2>/dev/null || echo '?')
-$GS package --run "$WORK/vise128" --evaluator "$WORK/eval-vise128" --report "$WORK/report-vise128" --out "$WORK/vise-parts-package" \
+timeout 90 $GS package --run "$WORK/vise128" --evaluator "$WORK/eval-vise128" --report "$WORK/report-vise128" --out "$WORK/vise-parts-package" \
     --command "python -m gan_studio demo-data VISE --per-class 200 --size 128 --seed 0" \
     --command "python -m gan_studio train-evaluator --data VISE --out EVAL --res 128 --steps $EVAL_STEPS" \
     --command "python -m gan_studio evaluate --ckpt RUN --evaluator EVAL --n-per-class 200 --out REPORT" \
