@@ -58,7 +58,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample-every", type=int, default=500)
     p.add_argument("--ckpt-every", type=int, default=500)
     p.add_argument("--keep", type=int, default=3, help="checkpoints to keep (plus 'latest')")
-    p.add_argument("--no-channels-last", action="store_true")
+    p.add_argument(
+        "--channels-last",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="memory layout; auto = on for GPUs, off for CPUs (slower weight gradients there)",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--write-rank-fingerprints", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=run_train)
@@ -130,7 +135,7 @@ def config_from_args(args):
         sample_every=args.sample_every,
         ckpt_every=args.ckpt_every,
         keep_checkpoints=args.keep,
-        channels_last=not args.no_channels_last,
+        channels_last=args.channels_last,
     )
 
 

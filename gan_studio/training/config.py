@@ -45,7 +45,7 @@ class TrainConfig:
     sample_every: int = 500
     ckpt_every: int = 500
     keep_checkpoints: int = 3
-    channels_last: bool = True
+    channels_last: str = "auto"  # auto (GPUs only) | on | off
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:

@@ -121,6 +121,13 @@ class Trainer:
         self.accelerator = Accelerator(cpu=device.type == "cpu")
         self.device = self.accelerator.device
         self.precision = resolve_precision(cfg.precision, self.device)
+        # channels_last speeds up GPU convolutions, but on CPUs without AVX512 (measured on an AVX2 EPYC)
+        # oneDNN's weight gradients in that layout are ~3x slower, so "auto" keeps NCHW there.
+        self.channels_last = {"on": True, "off": False}.get(
+            str(cfg.channels_last).lower(), self.device.type == "cuda"
+        )
+        if isinstance(cfg.channels_last, bool):  # configs written before the option became tri-state
+            self.channels_last = cfg.channels_last
         self.is_main = self.accelerator.is_main_process
         self.rank = self.accelerator.process_index
         self.world_size = self.accelerator.num_processes
@@ -218,7 +225,7 @@ class Trainer:
             spectral_norm=cfg.g_spectral_norm,
         )
         self.D = Discriminator(resolution=cfg.resolution, n_classes=n, width=cfg.d_width)
-        memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.G.to(memory_format=memory_format)
         self.D.to(memory_format=memory_format)
         self.G_ema = make_ema(self.G).to(self.device)
@@ -307,7 +314,7 @@ class Trainer:
         if self.config.flip:
             flip = torch.rand(images.shape[0], device=self.device) < 0.5
             images = torch.where(flip[:, None, None, None], images.flip(3), images)
-        if self.config.channels_last:
+        if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return images, labels
 
