@@ -13,6 +13,7 @@ import sys
 COMMAND_MODULES = (
     "gan_studio.commands",
     "gan_studio.evaluation.commands",
+    "gan_studio.hub",
     "gan_studio.evaluation.bench_commands",
 )
 

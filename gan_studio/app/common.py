@@ -1,0 +1,138 @@
+"""Small helpers the tabs share: user-facing errors, model look-ups, image conversions, captions."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from gan_studio.data import DatasetError
+from gan_studio.registry import EVALUATOR, GENERATOR, ModelEntry
+from gan_studio.training.checkpoint import CheckpointError
+
+ALL_CLASSES = "All classes"
+NO_RUN = (
+    "**No trained run yet.** Start one in the **Train** tab (a first look at 64 px takes a few minutes on a "
+    "CPU), or put a packaged run in `checkpoints/` (e.g. `python -m gan_studio pull USER/REPO --local-dir "
+    "checkpoints/NAME`) and press **↻ Refresh**."
+)
+# Gradio swaps a fresh tracker in for each call, so one shared default is safe (and keeps ruff's B008 quiet).
+# No track_tqdm: its patched tqdm fails to close bars that wrap generators (the dataset scanner's pool.map),
+# so handlers report their stages themselves.
+PROGRESS = gr.Progress()
+_USER_ERRORS = (DatasetError, CheckpointError, FileNotFoundError, ValueError, KeyError, RuntimeError)
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Turn the errors a user can fix into a gr.Error toast carrying their message (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except _USER_ERRORS as error:
+            message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+            raise gr.Error(str(message), duration=12) from None
+
+    return wrapper
+
+
+def require_generator(studio, run_id: str | None) -> ModelEntry:
+    if not run_id:
+        raise gr.Error(
+            "Pick a run first (top of the page). No run yet? Train one in the Train tab, or put a packaged "
+            "run in checkpoints/ and press Refresh."
+        )
+    return studio.registry.get(GENERATOR, run_id)
+
+
+def require_evaluator(studio, evaluator_id: str | None, generator: ModelEntry) -> ModelEntry:
+    if not evaluator_id:
+        raise gr.Error(
+            f"'{generator.id}' has no evaluator yet: train one in the Evaluate tab (a minute or two), then pick it "
+            "at the top of the page."
+        )
+    entry = studio.registry.get(EVALUATOR, evaluator_id)
+    if tuple(entry.class_names) != tuple(generator.class_names):
+        raise gr.Error(
+            f"The evaluator '{entry.id}' was trained on other classes than '{generator.id}'; pick another."
+        )
+    return entry
+
+
+def class_indices(entry: ModelEntry, choice: str | None) -> list[int]:
+    """[all classes] or [the chosen one]."""
+    if not choice or choice == ALL_CLASSES:
+        return list(range(len(entry.class_names)))
+    if choice not in entry.class_names:
+        raise gr.Error(
+            f"'{choice}' is not a class of '{entry.id}'. Its classes: {', '.join(entry.class_names)}."
+        )
+    return [entry.class_names.index(choice)]
+
+
+def percent(value: float) -> str:
+    return f"{100 * value:.0f}%"
+
+
+def prediction_caption(class_names, probs_row: np.ndarray, intended: int | None = None) -> str:
+    """'✓ 92%' when the evaluator agrees with the intended class, else '→ Clamp 40%'."""
+    predicted = int(probs_row.argmax())
+    confidence = percent(float(probs_row[predicted]))
+    if intended is not None and predicted == intended:
+        return f"✓ {confidence}"
+    return f"→ {class_names[predicted]} {confidence}"
+
+
+INK, GOOD, BAD = (30, 41, 59), (21, 128, 61), (185, 28, 28)
+
+
+def labelled_tile(image: np.ndarray, lines: list[tuple[str, tuple]], width: int = 224) -> np.ndarray:
+    """The image scaled to ``width`` with (text, colour) lines under it: a verdict readable without hovering.
+
+    Colour, not symbols: Pillow's built-in font has no check marks, and no other font is guaranteed."""
+    pil = Image.fromarray(image).resize(
+        (width, width * image.shape[0] // image.shape[1]), Image.Resampling.LANCZOS
+    )
+    font = ImageFont.load_default(size=16)
+    tile = Image.new("RGB", (pil.width, pil.height + 10 + 20 * len(lines)), (255, 255, 255))
+    tile.paste(pil, (0, 0))
+    draw = ImageDraw.Draw(tile)
+    for i, (line, colour) in enumerate(lines):
+        draw.text((8, pil.height + 5 + 20 * i), line, fill=colour, font=font)
+    return np.asarray(tile)
+
+
+def entry_markdown(entry: ModelEntry | None, evaluator: ModelEntry | None) -> str:
+    """The metadata line under the model picker."""
+    if entry is None:
+        return ""  # the no-run banner says what to do
+    bits = [f"**{entry.id}**", f"{len(entry.class_names)} classes", f"{entry.resolution} px"]
+    if entry.step > 0:
+        bits.append(f"step {entry.step}")
+    if entry.dataset:
+        bits.append(f"data: `{Path(str(entry.dataset)).name or entry.dataset}`")
+    if entry.state:
+        bits.append(f"training: {entry.state}")
+    metrics = entry.metrics
+    if metrics:
+        shown = []
+        for key, label, pct in (
+            ("cas", "CAS", True),
+            ("fid", "FID", False),
+            ("precision", "precision", False),
+            ("coverage", "coverage", False),
+            ("memorization", "near-copies", True),
+        ):
+            if key in metrics:
+                shown.append(f"{label} {percent(metrics[key]) if pct else f'{metrics[key]:.3g}'}")
+        bits.append("metrics: " + ", ".join(shown))
+    if evaluator is not None and "test_accuracy" in evaluator.metrics:
+        bits.append(f"evaluator test accuracy {percent(evaluator.metrics['test_accuracy'])}")
+    return " · ".join(bits)

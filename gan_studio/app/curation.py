@@ -1,0 +1,330 @@
+"""Curate & export: generate candidates, score them, keep the good ones, export a training-ready set.
+
+Each candidate gets two scores computed by the metrics code: the evaluator's confidence in the class
+it was generated for (a sample the evaluator reads as another class would teach a downstream
+classifier the wrong label) and the memorisation ratio (distance to the nearest real training image
+over the typical real-to-real distance; near 0 means a near-copy that adds nothing). Thresholds
+accept or reject automatically; a click overrides either way, and overrides survive new thresholds.
+
+Everything lives on disk under one folder per run (state.json + PNGs, written atomically), so a
+curation survives an app restart and every session sees the same accepted set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+import zipfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gan_studio.app.postprocess import FilterSpec, apply_chain, describe
+from gan_studio.metrics.memorization import NEAR_COPY_THRESHOLD, copy_ratios
+from gan_studio.sampling import generate, latent_for_seed, safe_name
+from gan_studio.training.checkpoint import write_json_atomic
+from gan_studio.utils.images import save_png_atomic, to_pil
+
+STATE_FILE = "state.json"
+DEFAULT_MIN_CONFIDENCE = 0.6
+DEFAULT_MIN_RATIO = NEAR_COPY_THRESHOLD
+
+
+@dataclass
+class Candidate:
+    id: str  # "<class folder>/seed_000012_t100": unique per (class, seed, truncation)
+    class_name: str
+    class_index: int
+    seed: int
+    truncation: float
+    step: int
+    file: str  # relative to the store's folder
+    confidence: float  # evaluator probability of class_name
+    predicted: str
+    predicted_confidence: float
+    memorization_ratio: float
+    nearest_real: str | None
+    filters: list[dict] = field(default_factory=list)
+    accepted: bool = False
+    manual: bool = False  # set by a click: thresholds no longer change it
+
+
+@dataclass
+class Thresholds:
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    min_memorization_ratio: float = DEFAULT_MIN_RATIO
+
+    def accepts(self, c: Candidate) -> bool:
+        return c.confidence >= self.min_confidence and c.memorization_ratio >= self.min_memorization_ratio
+
+
+def score_candidates(
+    probs: np.ndarray, features: np.ndarray, labels: Sequence[int], real_features: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(confidence in the intended class, memorisation ratio, index of the nearest real image)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    confidence = probs[np.arange(len(labels)), labels] if len(labels) else np.zeros(0, np.float32)
+    ratios, nearest, _ = copy_ratios(real_features, features)
+    return confidence, ratios, nearest
+
+
+class CurationStore:
+    """The candidates of one run, persisted in ``folder``; all methods are thread-safe."""
+
+    def __init__(self, folder: str | Path, run_id: str):
+        self.folder = Path(folder)
+        self.run_id = run_id
+        self._lock = threading.RLock()
+        self.candidates: list[Candidate] = []
+        self.thresholds = Thresholds()
+        self.meta: dict = {}
+        self._load()
+
+    # ----------------------------------------------------------------------------- persistence
+    def _load(self) -> None:
+        path = self.folder / STATE_FILE
+        if not path.is_file():
+            return
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+            self.candidates = [Candidate(**c) for c in state.get("candidates", [])]
+            self.thresholds = Thresholds(**state.get("thresholds", {}))
+            self.meta = state.get("meta", {})
+        except (ValueError, TypeError) as error:
+            raise ValueError(
+                f"The curation state '{path}' is damaged ({error}). Move it away to start a new curation."
+            ) from None
+
+    def save(self) -> None:
+        with self._lock:
+            write_json_atomic(
+                self.folder / STATE_FILE,
+                {
+                    "run": self.run_id,
+                    "meta": self.meta,
+                    "thresholds": asdict(self.thresholds),
+                    "candidates": [asdict(c) for c in self.candidates],
+                    "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                },
+            )
+
+    # ----------------------------------------------------------------------------- candidates
+    def add_generated(
+        self,
+        generator,
+        info,
+        evaluator,
+        real_features: np.ndarray,
+        real_names: Sequence[str],
+        *,
+        classes: Sequence[int],
+        n_per_class: int,
+        seed: int = 0,
+        truncation: float = 1.0,
+        chain: Sequence[FilterSpec] = (),
+        progress: bool = False,
+    ) -> list[Candidate]:
+        """Generate ``n_per_class`` new candidates per class (seeds already present are skipped) and score them.
+
+        The caller holds the generator's and the evaluator's locks.
+        """
+        if n_per_class < 1:
+            raise ValueError("Generate at least one candidate per class.")
+        with self._lock:
+            taken = {c.id for c in self.candidates}
+            plan: list[tuple[int, int, str]] = []
+            for c in classes:
+                folder, s = safe_name(info.class_names[c]), seed
+                while sum(1 for _, cls, _ in plan if cls == c) < n_per_class:
+                    cid = f"{folder}/seed_{s:06d}_t{round(truncation * 100):03d}"
+                    if cid not in taken:
+                        plan.append((s, c, cid))
+                    s += 1
+            seeds, labels = [p[0] for p in plan], [p[1] for p in plan]
+            images = generate(generator, labels, seeds, truncation=truncation, progress=progress)
+            pils = [apply_chain(to_pil(image), chain) for image in images]
+            filtered = (
+                torch.from_numpy(np.stack([np.asarray(p) for p in pils])).permute(0, 3, 1, 2).contiguous()
+            )
+            probs, features = evaluator.predict_uint8(filtered, 128)
+            confidence, ratios, nearest = score_candidates(probs, features, labels, real_features)
+            new = []
+            for i, (s, c, cid) in enumerate(plan):
+                file = f"images/{cid}.png"
+                save_png_atomic(pils[i], self.folder / file)
+                predicted = int(probs[i].argmax())
+                candidate = Candidate(
+                    id=cid,
+                    class_name=info.class_names[c],
+                    class_index=int(c),
+                    seed=int(s),
+                    truncation=float(truncation),
+                    step=int(info.step),
+                    file=file,
+                    confidence=float(confidence[i]),
+                    predicted=info.class_names[predicted],
+                    predicted_confidence=float(probs[i, predicted]),
+                    memorization_ratio=float(ratios[i]),
+                    nearest_real=real_names[int(nearest[i])] if len(real_names) else None,
+                    filters=describe(chain),
+                )
+                candidate.accepted = self.thresholds.accepts(candidate)
+                new.append(candidate)
+            self.candidates.extend(new)
+            self.meta.update(
+                {
+                    "generator": info.source,
+                    "z_dim": int(generator.z_dim),
+                    "class_names": list(info.class_names),
+                }
+            )
+            self.save()
+            return new
+
+    def set_thresholds(self, min_confidence: float, min_memorization_ratio: float) -> None:
+        """Re-decide every candidate a click has not decided."""
+        with self._lock:
+            self.thresholds = Thresholds(float(min_confidence), float(min_memorization_ratio))
+            for c in self.candidates:
+                if not c.manual:
+                    c.accepted = self.thresholds.accepts(c)
+            self.save()
+
+    def toggle(self, candidate_id: str) -> Candidate:
+        with self._lock:
+            for c in self.candidates:
+                if c.id == candidate_id:
+                    c.accepted, c.manual = not c.accepted, True
+                    self.save()
+                    return c
+        raise KeyError(f"No candidate '{candidate_id}' in this curation.")
+
+    def clear(self) -> None:
+        with self._lock:
+            self.candidates = []
+            shutil.rmtree(self.folder / "images", ignore_errors=True)
+            self.save()
+
+    def visible(self, class_name: str | None = None) -> list[Candidate]:
+        with self._lock:
+            return [c for c in self.candidates if class_name in (None, c.class_name)]
+
+    def counts(self, class_names: Sequence[str]) -> list[list]:
+        """Rows of [class, candidates, accepted, rejected]."""
+        with self._lock:
+            rows = []
+            for name in class_names:
+                mine = [c for c in self.candidates if c.class_name == name]
+                accepted = sum(c.accepted for c in mine)
+                rows.append([name, len(mine), accepted, len(mine) - accepted])
+            return rows
+
+    # ----------------------------------------------------------------------------- export
+    def export(
+        self,
+        out_zip: str | Path,
+        *,
+        real_root: Path | None = None,
+        real_records: Sequence | None = None,
+    ) -> Path:
+        """A .zip in ImageFolder layout (class/image.png) + manifest.json, written atomically.
+
+        ``real_records`` (ImageRecords of the *train* split under ``real_root``) are merged in as is.
+        """
+        with self._lock:
+            accepted = [c for c in self.candidates if c.accepted]
+            if not accepted and not real_records:
+                raise ValueError(
+                    "Nothing to export: accept some candidates first (or include the real images)."
+                )
+            entries = []
+            out_zip = Path(out_zip)
+            out_zip.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=out_zip.parent, prefix=f".{out_zip.stem}.", suffix=".zip")
+            os.close(fd)
+            try:
+                with zipfile.ZipFile(
+                    tmp, "w", compression=zipfile.ZIP_STORED
+                ) as zf:  # PNGs are compressed already
+                    z_dim = self.meta.get("z_dim")
+                    for c in accepted:
+                        arcname = f"{safe_name(c.class_name)}/{Path(c.file).name}"
+                        zf.write(self.folder / c.file, arcname)
+                        entries.append(
+                            {
+                                "file": arcname,
+                                "class": c.class_name,
+                                "source": "generated",
+                                "seed": c.seed,
+                                "truncation": c.truncation,
+                                "latent": [
+                                    round(v, 6) for v in latent_for_seed(c.seed, z_dim, c.truncation).tolist()
+                                ]
+                                if z_dim
+                                else None,
+                                "run": self.run_id,
+                                "step": c.step,
+                                "scores": {
+                                    "confidence": c.confidence,
+                                    "predicted": c.predicted,
+                                    "predicted_confidence": c.predicted_confidence,
+                                    "memorization_ratio": c.memorization_ratio,
+                                    "nearest_real": c.nearest_real,
+                                },
+                                "decision": "manual" if c.manual else "threshold",
+                                "filters": c.filters,
+                            }
+                        )
+                    for record in real_records or []:
+                        src = Path(real_root) / record.path
+                        arcname = f"{safe_name(record.class_name)}/real_{safe_name(Path(record.path).name)}"
+                        zf.write(src, arcname)
+                        entries.append(
+                            {
+                                "file": arcname,
+                                "class": record.class_name,
+                                "source": "real",
+                                "original": record.path,
+                            }
+                        )
+                    manifest = {
+                        "run": self.run_id,
+                        "generator": self.meta.get("generator"),
+                        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                        "thresholds": asdict(self.thresholds),
+                        "counts": {
+                            name: sum(1 for e in entries if e["class"] == name)
+                            for name in dict.fromkeys(e["class"] for e in entries)
+                        },
+                        "n_generated": len(accepted),
+                        "n_real": len(real_records or []),
+                        "images": entries,
+                    }
+                    zf.writestr("manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+                os.replace(tmp, out_zip)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            return out_zip
+
+
+class CurationStores:
+    """One shared store per run, so concurrent sessions curating the same run see the same state."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self._lock = threading.Lock()
+        self._stores: dict[str, CurationStore] = {}
+
+    def get(self, run_id: str) -> CurationStore:
+        with self._lock:
+            if run_id not in self._stores:
+                self._stores[run_id] = CurationStore(self.root / safe_name(run_id.replace("/", "__")), run_id)
+            return self._stores[run_id]

@@ -1,0 +1,210 @@
+"""Evaluate tab service: run train-evaluator / evaluate / augment-bench in the background, read the results.
+
+The CLI commands do the work (and write metrics.json + report.md); this module picks their output
+folders, starts them through the shared ``JobRunner`` and turns what they wrote into tables.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from gan_studio.app.jobs import Job, JobRunner, cli_command, tqdm_progress
+from gan_studio.app.real_data import dataset_of
+from gan_studio.metrics.report import PER_CLASS_COLUMNS, format_value
+from gan_studio.registry import ModelEntry
+from gan_studio.sampling import safe_name
+
+
+def available_commands() -> set[str]:
+    """CLI commands installed in this version (augment-bench arrives with the augmentation experiment)."""
+    from gan_studio.cli import build_parser
+
+    parser = build_parser()
+    for action in parser._subparsers._group_actions:  # argparse keeps sub-commands here
+        return set(getattr(action, "choices", {}) or {})
+    return set()
+
+
+@dataclass
+class JobStatus:
+    state: str  # idle | running | finished | failed
+    fraction: float | None
+    description: str
+    log_tail: str
+
+    def summary(self) -> str:
+        if self.state == "running" and self.fraction is not None:
+            return f"**running** · {self.description or 'working'} {100 * self.fraction:.0f}%"
+        return f"**{self.state}**"
+
+
+def job_status(job: Job | None) -> JobStatus:
+    if job is None:
+        return JobStatus("idle", None, "", "")
+    tail = job.log_tail(6000)
+    code = job.poll()
+    state = "running" if code is None else "finished" if code == 0 else "failed"
+    found = tqdm_progress(tail)
+    desc, fraction = found if found else ("", None)
+    return JobStatus(state, fraction, desc, tail)
+
+
+class EvaluationService:
+    """Output folders: inside an app run when the generator is one, else under the workspace."""
+
+    def __init__(self, jobs: JobRunner, workdir: Path, fallback_data: str | None = None):
+        self.jobs, self.workdir, self.fallback_data = jobs, Path(workdir), fallback_data
+
+    def _own_folder(self, entry: ModelEntry, name: str, workspace_kind: str) -> Path:
+        if entry.source == "run" and entry.run_dir is not None:
+            return Path(entry.run_dir) / name
+        return self.workdir / workspace_kind / safe_name(entry.id.replace("/", "__"))
+
+    def evaluator_dir(self, generator: ModelEntry) -> Path:
+        return self._own_folder(generator, "evaluator", "evaluators")
+
+    def report_dir(self, generator: ModelEntry) -> Path:
+        return self._own_folder(generator, "evaluation", "evaluations")
+
+    def bench_dir(self, generator: ModelEntry) -> Path:
+        return self._own_folder(generator, "augment-bench", "augment-bench")
+
+    def job_name(self, kind: str, generator: ModelEntry) -> str:
+        return f"{kind}:{generator.id}"
+
+    def job(self, kind: str, generator: ModelEntry) -> Job | None:
+        return self.jobs.get(self.job_name(kind, generator))
+
+    def _data_args(self, generator: ModelEntry) -> tuple[list[str], str]:
+        source, fit = dataset_of(generator, self.fallback_data)
+        split = generator.split_path
+        if split is None:
+            raise FileNotFoundError(
+                f"'{generator.id}' has no split.json; evaluate a run folder or a package that ships one."
+            )
+        return ["--data", str(source), "--split", str(split)], fit
+
+    def train_evaluator(
+        self, generator: ModelEntry, *, steps: int = 1000, arch: str = "mobilenet_v3_small"
+    ) -> Job:
+        data_args, fit = self._data_args(generator)
+        out = self.evaluator_dir(generator)
+        argv = cli_command(
+            "train-evaluator",
+            *data_args,
+            "--out",
+            out,
+            "--arch",
+            arch,
+            "--res",
+            generator.resolution,
+            "--fit",
+            fit,
+            "--steps",
+            steps,
+        )
+        return self._start("train-evaluator", generator, argv, out)
+
+    def evaluate(
+        self,
+        generator: ModelEntry,
+        evaluator: ModelEntry,
+        *,
+        n_per_class: int = 50,
+        seed: int = 0,
+        truncation: float = 1.0,
+        metrics: list[str] | None = None,
+    ) -> Job:
+        if tuple(evaluator.class_names) != tuple(generator.class_names):
+            raise ValueError(
+                f"The evaluator '{evaluator.id}' knows other classes than '{generator.id}'; train one for this run first."
+            )
+        data_args, _ = self._data_args(generator)
+        out = self.report_dir(generator)
+        argv = cli_command(
+            "evaluate",
+            "--ckpt",
+            generator.path,
+            "--evaluator",
+            evaluator.path,
+            "--out",
+            out,
+            *data_args,
+            "--n-per-class",
+            n_per_class,
+            "--seed",
+            seed,
+            "--truncation",
+            truncation,
+            "--metrics",
+            ",".join(metrics) if metrics else "all",
+        )
+        return self._start("evaluate", generator, argv, out)
+
+    def augment_bench(
+        self,
+        generator: ModelEntry,
+        evaluator: ModelEntry | None,
+        *,
+        arms: list[str],
+        ratios: str = "0.5,1.0",
+        seeds: int = 1,
+        steps: int = 300,
+    ) -> Job:
+        """Does synthetic data help? One classifier per arm, same budget, scored on the real test split."""
+        if "augment-bench" not in available_commands():
+            raise RuntimeError(
+                "The augmentation experiment (augment-bench) is not part of this GAN Studio version."
+            )
+        if not arms:
+            raise ValueError("Tick at least one arm of the experiment (e.g. real and real+syn).")
+        if "real+syn_filtered" in arms and evaluator is None:
+            raise ValueError(
+                "The real+syn_filtered arm needs an evaluator: train one first, or untick that arm."
+            )
+        data_args, _ = self._data_args(generator)
+        out = self.bench_dir(generator)
+        argv = cli_command(
+            "augment-bench", "--ckpt", generator.path, "--out", out, *data_args, "--arms", ",".join(arms),
+            "--ratios", ratios, "--seeds", seeds, "--steps", steps,
+            *(["--evaluator", evaluator.path] if evaluator is not None else []),
+        )  # fmt: skip
+        return self._start("augment-bench", generator, argv, out)
+
+    def _start(self, kind: str, generator: ModelEntry, argv: list, out: Path) -> Job:
+        out.mkdir(parents=True, exist_ok=True)
+        log = out.parent / f"{out.name}.log"
+        log.write_text(f"$ {' '.join(map(str, argv[1:]))}\n", encoding="utf-8")
+        return self.jobs.start(
+            self.job_name(kind, generator), [str(a) for a in argv], log, meta={"out": str(out)}
+        )
+
+
+def read_metrics(report_dir: Path) -> dict | None:
+    path = Path(report_dir) / "metrics.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def overview_rows(metrics: dict) -> list[list[str]]:
+    """[metric, value, real reference, what it measures] rows, as in report.md."""
+    from gan_studio.metrics.report import _overview_rows  # the report's own wording; one source of truth
+
+    return _overview_rows(metrics.get("metrics", {}))
+
+
+def per_class_rows(metrics: dict, class_names: list[str]) -> tuple[list[str], list[list[str]]]:
+    results = metrics.get("metrics", {})
+    columns = [c for c in PER_CLASS_COLUMNS if c[1] in results]
+    rows = []
+    for name in class_names:
+        row = [name]
+        for _, metric, key, percent in columns:
+            value = results.get(metric, {}).get("per_class", {}).get(name, {}).get(key)
+            row.append(format_value(value, percent=percent))
+        rows.append(row)
+    return ["class", *[c[0] for c in columns]], rows

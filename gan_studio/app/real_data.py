@@ -1,0 +1,122 @@
+"""The real images behind a generator: its dataset, split into train / held-out test, decoded once.
+
+Grad-CAM shows held-out test images, the embedding plot and memorisation scores compare samples with
+the train images, and exports can merge the train images in. All read the same split the GAN was
+trained with (split.json), so a test image can never leak into anything trained downstream.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gan_studio.data import DatasetError, LabeledImages, load_labeled_images, load_split
+from gan_studio.registry import LoadedModel, ModelEntry
+
+_MAX_CACHED = 4
+
+
+@dataclass
+class RealSplit:
+    source: str
+    root: Path
+    train: LabeledImages
+    test: LabeledImages
+    class_names: list[str]
+    key: tuple = ()
+
+    @property
+    def train_names(self) -> list[str]:
+        return [r.path for r in self.train.records]
+
+    @property
+    def test_names(self) -> list[str]:
+        return [r.path for r in self.test.records]
+
+
+def _read(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def dataset_of(entry: ModelEntry, fallback: str | None = None) -> tuple[str, str]:
+    """(dataset source, fit mode) a generator was trained on, from its run.json or its evaluator's record."""
+    folders = [f for f in (entry.run_dir, entry.path) if f is not None]
+    for folder in folders:
+        data = _read(Path(folder) / "run.json").get("data") or {}
+        for key in ("root", "source"):
+            value = data.get(key)
+            if value and (value == "demo" or Path(value).exists()):
+                return value, data.get("fit", "center-crop")
+    for folder in folders:
+        data = _read(Path(folder) / "evaluator" / "training.json").get("data") or {}
+        for key in ("root", "source"):
+            value = data.get(key)
+            if value and (value == "demo" or Path(value).exists()):
+                return value, data.get("fit", "center-crop")
+    if fallback:
+        return fallback, "center-crop"
+    raise DatasetError(
+        f"Cannot find the real images of '{entry.id}': its run.json names no dataset that exists here. "
+        "Start the app with --data DIR pointing at the dataset it was trained on."
+    )
+
+
+class RealDataCache:
+    """Decoded real splits, keyed by (dataset, resolution, split file), a few at a time."""
+
+    def __init__(self, fallback_data: str | None = None):
+        self.fallback_data = fallback_data
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[tuple, RealSplit] = OrderedDict()
+        self._features: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+
+    def get(self, entry: ModelEntry, *, progress: bool = False) -> RealSplit:
+        split_path = entry.split_path
+        if split_path is None:
+            raise DatasetError(
+                f"'{entry.id}' has no split.json, so its held-out test images are unknown. Use a run folder "
+                "(it writes split.json) or a package that ships one."
+            )
+        source, fit = dataset_of(entry, self.fallback_data)
+        key = (source, fit, entry.resolution, str(split_path), split_path.stat().st_mtime_ns)
+        with self._lock:  # one decode at a time: they are memory-heavy and usually for the same key
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+            data = load_labeled_images(source, entry.resolution, fit=fit, progress=progress)
+            if tuple(data.class_names) != tuple(entry.class_names):
+                raise DatasetError(
+                    f"The dataset '{source}' has classes {data.class_names}, but '{entry.id}' was trained on "
+                    f"{list(entry.class_names)}. Start the app with --data pointing at the right dataset."
+                )
+            train_idx, test_idx = load_split(split_path).indices(data.records)
+            split = RealSplit(
+                source, data.root, data.subset(train_idx), data.subset(test_idx), list(data.class_names), key
+            )
+            self._cache[key] = split
+            while len(self._cache) > _MAX_CACHED:
+                self._cache.popitem(last=False)
+            return split
+
+    def features(self, evaluator: LoadedModel, split: RealSplit, part: str) -> tuple[np.ndarray, np.ndarray]:
+        """Evaluator (probs, features) of the real ``part`` ("train" or "test"), cached per evaluator version."""
+        key = (evaluator.entry.id, evaluator.version, split.key, part)
+        with self._lock:
+            if key in self._features:
+                self._features.move_to_end(key)
+                return self._features[key]
+        images = getattr(split, part).images
+        result = evaluator.model.predict_uint8(images, 128)  # the caller holds the evaluator's lock
+        with self._lock:
+            self._features[key] = result
+            while len(self._features) > 4 * _MAX_CACHED:
+                self._features.popitem(last=False)
+        return result

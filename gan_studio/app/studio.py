@@ -1,0 +1,124 @@
+"""The app-wide services every tab shares: model registry, background jobs, caches, the workspace.
+
+One ``Studio`` per app process. It holds no per-user state (that lives in each session's gr.State);
+what it holds is either shared on purpose (loaded models, decoded datasets, curation stores on disk)
+or owned by the server (the training processes it started).
+
+Workspace layout (``--workdir``, default ./studio)::
+
+    runs/          training runs started from the app (also scanned for models)
+    curation/      one folder per run: state.json + candidate PNGs
+    exports/       curated .zip exports
+    evaluations/   reports of generators that are not app runs (e.g. a shipped package)
+    evaluators/    evaluators trained for generators that are not app runs
+    uploads/       uploaded dataset .zips (content-addressed)
+    scratch/       per-request outputs (sample zips, GIFs), pruned after a day
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gan_studio.app.curation import CurationStores
+from gan_studio.app.embeddings import EmbeddingCache
+from gan_studio.app.jobs import JobRunner
+from gan_studio.app.real_data import RealDataCache
+from gan_studio.app.training_manager import TrainingManager
+from gan_studio.registry import ModelRegistry
+
+SCRATCH_MAX_AGE_S = 24 * 3600
+
+
+@dataclass
+class Studio:
+    workdir: Path
+    registry: ModelRegistry
+    jobs: JobRunner
+    training: TrainingManager
+    real_data: RealDataCache
+    embeddings: EmbeddingCache
+    curation: CurationStores
+    default_data: str | None = None  # --data: the Train tab's default folder, and the fallback dataset
+    checkpoint_dirs: list[Path] = field(default_factory=list)
+    data_roots: list[Path] | None = None  # --data-roots: server folders users may train on (None: any)
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.workdir / "runs"
+
+    def path(self, name: str) -> Path:
+        folder = self.workdir / name
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def scratch_dir(self, prefix: str) -> Path:
+        """A fresh folder for one request's output files."""
+        return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=self.path("scratch")))
+
+    def prune_scratch(self, max_age_s: float = SCRATCH_MAX_AGE_S) -> None:
+        cutoff = time.time() - max_age_s
+        for folder in self.path("scratch").iterdir():
+            if folder.is_dir() and folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def check_server_folder(self, folder: Path) -> Path:
+        """Refuse dataset folders outside --data-roots, so a public server does not list its own files."""
+        folder = Path(folder).expanduser().resolve()
+        if self.data_roots is None or any(folder.is_relative_to(root) for root in self.data_roots):
+            return folder
+        from gan_studio.data import DatasetError
+
+        if not self.data_roots:
+            raise DatasetError(
+                "This server does not train on its own folders; use the demo or upload a .zip."
+            )
+        roots = ", ".join(str(r) for r in self.data_roots)
+        raise DatasetError(f"This server only trains on folders inside {roots}; upload a .zip instead.")
+
+    def allowed_paths(self) -> list[str]:
+        """Folders whose files the UI may serve (outputs, samples of runs, reports)."""
+        return [str(p) for p in (self.workdir, *self.checkpoint_dirs)]
+
+    def shutdown(self) -> None:
+        """Stop what this app started (training saves a checkpoint on SIGTERM)."""
+        self.jobs.stop_all()
+
+
+def create_studio(
+    *,
+    workdir: str | os.PathLike = "studio",
+    checkpoint_dirs: list[str | os.PathLike] | None = None,
+    default_data: str | None = None,
+    data_roots: list[str | os.PathLike] | None = None,
+    device: str | None = None,
+    memory_budget_mb: float | None = None,
+    warm_up_umap: bool = True,
+) -> Studio:
+    workdir = Path(workdir).expanduser().resolve()
+    (workdir / "runs").mkdir(parents=True, exist_ok=True)
+    dirs = [Path(d).expanduser().resolve() for d in (checkpoint_dirs or [])]
+    registry = ModelRegistry(
+        [*dirs, workdir / "runs", workdir / "evaluators"], device=device, memory_budget_mb=memory_budget_mb
+    )
+    jobs = JobRunner()
+    studio = Studio(
+        workdir=workdir,
+        registry=registry,
+        jobs=jobs,
+        training=TrainingManager(workdir / "runs", jobs),
+        real_data=RealDataCache(default_data),
+        embeddings=EmbeddingCache(),
+        curation=CurationStores(workdir / "curation"),
+        default_data=default_data,
+        checkpoint_dirs=dirs,
+        data_roots=[Path(r).expanduser().resolve() for r in data_roots] if data_roots is not None else None,
+    )
+    studio.prune_scratch()
+    if warm_up_umap:
+        studio.embeddings.warm_up()
+    return studio

@@ -1,0 +1,136 @@
+"""Grad-CAM tab: where the evaluator looks, on held-out real and on synthetic images of one class."""
+
+from __future__ import annotations
+
+import gradio as gr
+import torch
+
+from gan_studio.app.common import (
+    BAD,
+    GOOD,
+    INK,
+    PROGRESS,
+    labelled_tile,
+    percent,
+    require_evaluator,
+    require_generator,
+    user_errors,
+)
+from gan_studio.app.gradcam import CAM_METHODS, compute_cams
+from gan_studio.sampling import generate
+
+PREDICTED = "Predicted class"
+
+
+def _items(result, class_names, true_class: int, prefix: str) -> list[tuple]:
+    """(tile with the verdict written under it, caption) per image."""
+    items = []
+    for overlay, probs, target in zip(result.overlays, result.probs, result.targets):
+        predicted = int(probs.argmax())
+        right = predicted == true_class
+        verdict = f"pred {class_names[predicted]} {percent(float(probs[predicted]))}"
+        lines = [
+            (f"{prefix} {class_names[true_class]}", INK),
+            (verdict, GOOD if right else BAD),  # green: recognised as its class; red: seen as another
+            (f"map: {class_names[target]}", INK),
+        ]
+        items.append((labelled_tile(overlay, lines), " · ".join(text for text, _ in lines)))
+    return items
+
+
+def build(studio, picker) -> None:
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3, elem_classes="gs-card"):
+            klass = gr.Dropdown([], label="Class", allow_custom_value=True, elem_id="cam-class")
+            sources = gr.CheckboxGroup(
+                ["Real (held-out test)", "Synthetic"],
+                value=["Real (held-out test)", "Synthetic"],
+                label="Images",
+                elem_id="cam-sources",
+            )
+            count = gr.Slider(1, 8, value=4, step=1, label="Images of each kind", elem_id="cam-count")
+            method = gr.Dropdown(list(CAM_METHODS), value="GradCAM", label="CAM method", elem_id="cam-method")
+            target = gr.Dropdown(
+                [PREDICTED], value=PREDICTED, label="Explain", allow_custom_value=True, elem_id="cam-target"
+            )
+            with gr.Row():
+                seed = gr.Number(value=0, precision=0, label="First seed (synthetic)", elem_id="cam-seed")
+                truncation = gr.Slider(
+                    0.1, 1.5, value=1.0, step=0.05, label="Truncation", elem_id="cam-truncation"
+                )
+            go_btn = gr.Button("Explain", variant="primary", elem_id="cam-run")
+            status = gr.Markdown(elem_id="cam-status")
+        with gr.Column(scale=7, elem_classes="gs-card"):
+            with gr.Row(equal_height=False):
+                real_gallery = gr.Gallery(
+                    label="Real · held-out test",
+                    columns=2,
+                    height=520,
+                    object_fit="contain",
+                    elem_id="cam-real",
+                )
+                fake_gallery = gr.Gallery(
+                    label="Synthetic", columns=2, height=520, object_fit="contain", elem_id="cam-synthetic"
+                )
+
+    picker.on_run_change(
+        lambda entry: (
+            gr.update(
+                choices=list(entry.class_names) if entry else [],
+                value=entry.class_names[0] if entry else None,
+            ),
+            gr.update(choices=[PREDICTED, *(entry.class_names if entry else [])], value=PREDICTED),
+        ),
+        [klass, target],
+    )
+
+    @user_errors
+    def explain(
+        run_id, evaluator_id, class_name, kinds, n, how, explain_what, first_seed, trunc, progress=PROGRESS
+    ):
+        entry = require_generator(studio, run_id)
+        evaluator_entry = require_evaluator(studio, evaluator_id, entry)
+        if class_name not in entry.class_names:
+            raise gr.Error(f"Pick a class of '{entry.id}'.")
+        if not kinds:
+            raise gr.Error("Tick real and/or synthetic images.")
+        c = entry.class_names.index(class_name)
+        target_class = None if explain_what in (None, PREDICTED) else entry.class_names.index(explain_what)
+        n = int(n)
+        real_items, fake_items, notes, layer = [], [], [], ""
+        real_images = fake_images = None
+        if "Real (held-out test)" in kinds:
+            progress(0.05, desc="loading the held-out test images")
+            split = studio.real_data.get(entry)
+            of_class = (split.test.labels == c).nonzero().flatten()[:n]
+            if len(of_class) == 0:
+                notes.append(f"The held-out test split has no '{class_name}' image.")
+            else:
+                real_images = split.test.images[of_class]
+        if "Synthetic" in kinds:
+            with studio.registry.use_generator(entry.id) as loaded:
+                fake_images = generate(
+                    loaded.model, [c] * n, [int(first_seed) + i for i in range(n)], truncation=float(trunc)
+                )
+        progress(0.5, desc=f"{how} maps")
+        with studio.registry.use_evaluator(evaluator_entry.id) as evaluator:
+            names = evaluator.model.class_names
+            if real_images is not None:
+                result = compute_cams(evaluator.model, real_images, method=how, target_class=target_class)
+                real_items = _items(result, names, c, "true")
+                layer = result.layer
+            if fake_images is not None:
+                result = compute_cams(
+                    evaluator.model, torch.as_tensor(fake_images), method=how, target_class=target_class
+                )
+                fake_items = _items(result, names, c, "asked")
+                layer = result.layer
+        notes.append(f"{how} maps of **{evaluator.entry.id}** at backbone block `{layer}`.")
+        return real_items, fake_items, " ".join(notes)
+
+    go_btn.click(
+        explain,
+        [picker.run, picker.evaluator, klass, sources, count, method, target, seed, truncation],
+        [real_gallery, fake_gallery, status],
+        api_name="gradcam",
+    )

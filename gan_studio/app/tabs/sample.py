@@ -1,0 +1,179 @@
+"""Sample tab: class-conditioned images with optional filters, evaluator verdicts, and a .zip download."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import gradio as gr
+import numpy as np
+import torch
+
+from gan_studio.app.common import (
+    ALL_CLASSES,
+    PROGRESS,
+    class_indices,
+    prediction_caption,
+    require_generator,
+    user_errors,
+)
+from gan_studio.app.postprocess import FILTERS, apply_chain, build_chain, describe
+from gan_studio.sampling import generate, latent_for_seed, safe_name
+from gan_studio.utils.images import save_png_atomic, to_pil
+
+MAX_IMAGES = 160
+
+
+def filter_controls(prefix: str) -> tuple[gr.CheckboxGroup, dict[str, gr.Slider]]:
+    """A checkbox per filter and a strength slider each (shared by Sample and Curate)."""
+    enabled = gr.CheckboxGroup(
+        [(spec.label.split(" (")[0], name) for name, spec in FILTERS.items()],
+        value=[],
+        label="Post-processing filters (applied in this order)",
+        elem_id=f"{prefix}-filters",
+    )
+    sliders = {}
+    with gr.Row():
+        for name, spec in FILTERS.items():
+            step = 2 if name == "median" else 0.05 if name == "contrast" else 1
+            sliders[name] = gr.Slider(
+                spec.minimum,
+                spec.maximum,
+                value=spec.default,
+                step=step,
+                label=spec.label,
+                elem_id=f"{prefix}-{name}",
+                min_width=140,
+            )
+    return enabled, sliders
+
+
+def build(studio, picker) -> None:
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3, elem_classes="gs-card"):
+            klass = gr.Dropdown(
+                [ALL_CLASSES],
+                value=ALL_CLASSES,
+                label="Class",
+                allow_custom_value=True,
+                elem_id="sample-class",
+            )
+            count = gr.Slider(1, 32, value=8, step=1, label="Images per class", elem_id="sample-count")
+            with gr.Row():
+                seed = gr.Number(value=0, precision=0, label="First seed", elem_id="sample-seed")
+                truncation = gr.Slider(
+                    0.1, 1.5, value=1.0, step=0.05, label="Truncation", elem_id="sample-truncation"
+                )
+            with gr.Accordion("Post-processing", open=False):
+                enabled, sliders = filter_controls("sample")
+            go_btn = gr.Button("Generate", variant="primary", elem_id="sample-generate")
+            status = gr.Markdown(elem_id="sample-status")
+            download = gr.File(
+                label="Download (.zip: class folders + manifest.json)", elem_id="sample-download"
+            )
+        with gr.Column(scale=7, elem_classes="gs-card"):
+            gallery = gr.Gallery(
+                label="Samples (✓: the evaluator agrees · →: it sees another class)",
+                columns=6,
+                height=520,
+                object_fit="contain",
+                elem_id="sample-gallery",
+            )
+            before_after = gr.ImageSlider(
+                label="Before / after filters (click an image)", elem_id="sample-before-after", max_height=320
+            )
+    shown = gr.State([])  # per session: [(original path, filtered path)] in gallery order
+
+    picker.on_run_change(
+        lambda entry: gr.update(
+            choices=[ALL_CLASSES, *entry.class_names] if entry else [ALL_CLASSES], value=ALL_CLASSES
+        ),
+        [klass],
+    )
+
+    @user_errors
+    def sample(
+        run_id, evaluator_id, class_choice, n, first_seed, trunc, filters, *strengths, progress=PROGRESS
+    ):
+        entry = require_generator(studio, run_id)
+        classes = class_indices(entry, class_choice)
+        n = int(n)
+        if n * len(classes) > MAX_IMAGES:
+            raise gr.Error(f"That is {n * len(classes)} images; ask for at most {MAX_IMAGES} at once.")
+        chain = build_chain(filters or [], dict(zip(FILTERS, strengths)))
+        labels = [c for c in classes for _ in range(n)]
+        seeds = [int(first_seed) + i for _ in classes for i in range(n)]
+        progress(0.1, desc=f"generating {len(labels)} images")
+        with studio.registry.use_generator(entry.id) as loaded:
+            images = generate(loaded.model, labels, seeds, truncation=float(trunc))
+            info, z_dim = loaded.info, loaded.model.z_dim
+        originals = [to_pil(image) for image in images]
+        filtered = [apply_chain(image, chain) for image in originals] if chain else originals
+        probs = None
+        if evaluator_id:
+            progress(0.6, desc="asking the evaluator")
+            with studio.registry.use_evaluator(evaluator_id) as evaluator:
+                if tuple(evaluator.entry.class_names) == tuple(entry.class_names):
+                    batch = torch.from_numpy(np.stack([np.asarray(f) for f in filtered])).permute(0, 3, 1, 2)
+                    probs, _ = evaluator.model.predict_uint8(batch.contiguous())
+
+        progress(0.8, desc="writing the .zip")
+        out = studio.scratch_dir("sample")
+        items, pairs, manifest = [], [], []
+        for i, (label, s) in enumerate(zip(labels, seeds)):
+            name = info.class_names[label]
+            rel = f"{safe_name(name)}/seed_{s:06d}.png"
+            path = save_png_atomic(filtered[i], out / "images" / rel)
+            original = save_png_atomic(originals[i], out / "originals" / rel) if chain else path
+            caption = f"{name} s{s}"
+            if probs is not None:
+                caption += f" · {prediction_caption(info.class_names, probs[i], label)}"
+            items.append((str(path), caption))
+            pairs.append((str(original), str(path)))
+            record = {
+                "file": rel,
+                "class": name,
+                "class_index": label,
+                "seed": s,
+                "latent": [round(v, 6) for v in latent_for_seed(s, z_dim, float(trunc)).tolist()],
+            }
+            if probs is not None:
+                predicted = int(probs[i].argmax())
+                record["evaluator"] = {
+                    "predicted": info.class_names[predicted],
+                    "confidence": float(probs[i, predicted]),
+                }
+            manifest.append(record)
+        meta = {
+            "run": entry.id,
+            "generator": info.source,
+            "step": info.step,
+            "truncation": float(trunc),
+            "noise_mode": "const",
+            "filters": describe(chain),
+            "images": manifest,
+        }
+        (out / "images" / "manifest.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+        archive = shutil.make_archive(str(out / f"{safe_name(entry.id)}-samples"), "zip", out / "images")
+        note = f"{len(items)} images from **{entry.id}** (step {info.step})"
+        if probs is not None:
+            agree = float(np.mean(probs.argmax(1) == np.asarray(labels)))
+            note += f" · the evaluator recognises {100 * agree:.0f}% as their class"
+        else:
+            note += " · pick an evaluator at the top to see its verdict on each image"
+        first = pairs[0] if pairs else None
+        return items, first, archive, note, pairs
+
+    go_btn.click(
+        sample,
+        [picker.run, picker.evaluator, klass, count, seed, truncation, enabled, *sliders.values()],
+        [gallery, before_after, download, status, shown],
+        api_name="sample",
+    )
+
+    def select(pairs, evt: gr.SelectData):
+        if not pairs or evt.index is None or evt.index >= len(pairs):
+            return gr.skip()
+        return tuple(pairs[evt.index])
+
+    gallery.select(select, [shown], [before_after], api_name=False)

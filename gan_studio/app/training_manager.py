@@ -1,0 +1,383 @@
+"""Train tab service: check a dataset, start / stop / resume runs in the background, read their progress.
+
+A run is the folder ``gan_studio train`` writes (see ``gan_studio.training.checkpoint``); this module
+only starts that command and reads the files it leaves behind (status.json, log.jsonl, samples/), so
+whatever the app shows is exactly what the CLI would have produced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gan_studio.app.jobs import Job, JobRunner, cli_command, read_tail
+from gan_studio.data import DatasetError, ValidationReport, resolve_dataset_source, scan_image_folder
+from gan_studio.training import checkpoint as ckpt
+
+DEMO = "demo"
+RESOLUTIONS = (32, 64, 128, 256, 512, 1024)
+LOG_FILE = "train.log"
+_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+@dataclass
+class TrainOptions:
+    """The main knobs of ``gan_studio train``; everything else keeps the CLI default."""
+
+    resolution: int = 64
+    steps: int = 2000
+    batch: int = 16
+    width: int = 64  # --ngf and --ndf
+    z_dim: int = 128
+    lr: float = 2e-4
+    diffaug: str = "color,translation,cutout"
+    test_fraction: float = 0.3
+    seed: int = 0
+    precision: str = "auto"
+    log_every: int | None = None  # None: about 100 points on the loss curve, at most every 10 steps
+    sample_every: int = 200
+    ckpt_every: int = 500
+
+    def cli_args(self) -> list[str]:
+        if self.resolution not in RESOLUTIONS:
+            raise ValueError(f"Resolution {self.resolution} is not supported; choose one of {RESOLUTIONS}.")
+        if self.steps < 1 or self.batch < 1:
+            raise ValueError("Steps and batch size must be at least 1.")
+        options = {
+            "--res": self.resolution,
+            "--steps": self.steps,
+            "--batch": self.batch,
+            "--ngf": self.width,
+            "--ndf": self.width,
+            "--z-dim": self.z_dim,
+            "--lr-g": self.lr,
+            "--lr-d": self.lr,
+            "--diffaug": self.diffaug,
+            "--test-fraction": self.test_fraction,
+            "--seed": self.seed,
+            "--precision": self.precision,
+            "--log-every": self.log_every or max(1, min(10, self.steps // 100)),
+            "--sample-every": self.sample_every,
+            "--ckpt-every": self.ckpt_every,
+        }
+        return [str(item) for pair in options.items() for item in pair]
+
+
+@dataclass
+class RunProgress:
+    """Everything the Train tab shows about one run, read from its folder."""
+
+    run_dir: Path
+    state: str  # starting | running | finished | stopped | failed | idle
+    step: int = 0
+    total_steps: int = 0
+    images_per_s: float | None = None
+    eta_s: float | None = None
+    error: str | None = None
+    log: list[dict] = field(default_factory=list)
+    samples: Path | None = None
+    reconstructions: Path | None = None
+    checkpoints: list[dict] = field(default_factory=list)
+    log_tail: str = ""
+    alive: bool = False  # a process this app started is running for it
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
+
+    def summary(self) -> str:
+        """One markdown line: state, step, speed, ETA."""
+        parts = [f"**{self.state}**", f"step {self.step} / {self.total_steps or '?'}"]
+        if self.images_per_s:
+            parts.append(f"{self.images_per_s:.1f} images/s")
+        if self.state == "running" and self.eta_s is not None:
+            parts.append(f"ETA {format_duration(self.eta_s)}")
+        text = " · ".join(parts)
+        if self.error:
+            text += f"\n\n**Error:** {self.error}"
+        return text
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+def sanitize_run_name(name: str) -> str:
+    """A run name usable as one folder name: letters, digits, '-', '_', '.'; never empty or hidden."""
+    cleaned = _NAME.sub("-", name.strip()).strip("-.")[:64]
+    return cleaned or time.strftime("run-%Y%m%d-%H%M%S")
+
+
+def stage_upload(zip_path: str | Path, uploads_dir: Path) -> Path:
+    """Copy an uploaded .zip (Gradio deletes its temp files) under a content-derived name."""
+    src = Path(zip_path)
+    if src.suffix.lower() != ".zip":
+        raise DatasetError(f"'{src.name}' is not a .zip file. Upload a .zip holding one folder per class.")
+    digest = hashlib.sha256()
+    with open(src, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    uploads_dir.mkdir(parents=True, exist_ok=True)
+    dest = uploads_dir / f"{digest.hexdigest()[:16]}.zip"
+    if not dest.is_file():
+        tmp = dest.with_suffix(".zip.tmp")
+        shutil.copyfile(src, tmp)
+        tmp.replace(dest)
+    return dest
+
+
+def validate_dataset(
+    source: str | Path, *, min_per_class: int = 2, progress: bool = True
+) -> tuple[Path, ValidationReport]:
+    """Resolve 'demo' / a folder / a .zip and scan it: (dataset folder, validation report)."""
+    root = resolve_dataset_source(source if source == DEMO else Path(source))
+    _, report = scan_image_folder(root, min_per_class=min_per_class, progress=progress)
+    return root, report
+
+
+def read_log(run_dir: Path) -> list[dict]:
+    records = []
+    path = Path(run_dir) / "log.jsonl"
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return records
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue  # a line being written right now
+    return records
+
+
+def list_run_checkpoints(run_dir: Path) -> list[dict]:
+    rows = []
+    for path in reversed(ckpt.list_checkpoints(Path(run_dir))):
+        try:
+            meta = ckpt.load_checkpoint_meta(path)
+        except ckpt.CheckpointError:
+            continue
+        rows.append({"step": int(meta["step"]), "created": meta.get("created", ""), "path": str(path)})
+    return rows
+
+
+def trainer_pid(run_dir: Path) -> int | None:
+    """The pid in status.json, only if that process is alive and is ``gan_studio train --out RUN_DIR``.
+
+    The command-line check (Linux /proc) guards against a recycled pid: nothing else is ever signalled.
+    """
+    try:
+        status = ckpt.read_json(Path(run_dir) / "status.json")
+    except ckpt.CheckpointError:
+        return None
+    pid = status.get("pid")
+    if status.get("state") not in {"starting", "running"} or not isinstance(pid, int):
+        return None
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return None
+    if "gan_studio" not in argv or "train" not in argv or "--out" not in argv:
+        return None
+    out = argv[argv.index("--out") + 1] if argv.index("--out") + 1 < len(argv) else ""
+    return pid if Path(out).resolve() == Path(run_dir).resolve() else None
+
+
+class TrainingManager:
+    """Starts ``gan_studio train`` runs under ``runs_dir`` and reports on any run folder."""
+
+    def __init__(self, runs_dir: str | Path, jobs: JobRunner | None = None):
+        self.runs_dir = Path(runs_dir)
+        self.jobs = jobs or JobRunner()
+
+    def _job_name(self, run_dir: Path) -> str:
+        return f"train:{Path(run_dir).resolve()}"
+
+    def job(self, run_dir: Path) -> Job | None:
+        return self.jobs.get(self._job_name(run_dir))
+
+    def new_run_dir(self, name: str) -> Path:
+        base = sanitize_run_name(name)
+        run_dir, n = self.runs_dir / base, 2
+        while run_dir.exists():
+            run_dir, n = self.runs_dir / f"{base}-{n}", n + 1
+        return run_dir
+
+    def start(self, data_source: str | Path, name: str, options: TrainOptions) -> Path:
+        """Start a new run (never overwrites one: a taken name gets a suffix)."""
+        args = options.cli_args()
+        run_dir = self.new_run_dir(name)
+        run_dir.mkdir(parents=True)
+        argv = cli_command("train", "--data", data_source, "--out", run_dir, *args, "--no-progress")
+        self._launch(run_dir, argv, options.steps)
+        return run_dir
+
+    def resume(self, run_dir: Path, steps: int) -> Path:
+        """Continue a run from its latest checkpoint up to ``steps`` total steps."""
+        run_dir = Path(run_dir)
+        run = ckpt.read_json(run_dir / "run.json")
+        if ckpt.latest_checkpoint(run_dir) is None:
+            raise ckpt.CheckpointError(
+                f"Run '{run_dir.name}' has no checkpoint to resume from; start a new run."
+            )
+        config = run["config"]
+        latest_step = int(ckpt.load_checkpoint_meta(ckpt.latest_checkpoint(run_dir))["step"])
+        if steps <= latest_step:
+            raise ValueError(
+                f"Run '{run_dir.name}' is already at step {latest_step}; set more total steps to resume."
+            )
+        argv = cli_command(  # the saved config wins for everything but the schedule (see Trainer)
+            "train",
+            "--data",
+            config["data"],
+            "--out",
+            run_dir,
+            "--resume",
+            "--steps",
+            steps,
+            "--res",
+            config["resolution"],
+            "--log-every",
+            config["log_every"],
+            "--sample-every",
+            config["sample_every"],
+            "--ckpt-every",
+            config["ckpt_every"],
+            "--no-progress",
+        )
+        self._launch(run_dir, argv, steps)
+        return run_dir
+
+    def _launch(self, run_dir: Path, argv: list[str], steps: int) -> Job:
+        log = run_dir / LOG_FILE
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(f"\n$ {' '.join(map(str, argv[1:]))}\n")
+        # status.json is the trainer's; until it writes one, the UI reads 'starting' from here.
+        ckpt.write_json_atomic(
+            run_dir / "status.json",
+            {
+                "state": "starting",
+                "step": self._latest_step(run_dir),
+                "total_steps": steps,
+                "updated": time.time(),
+            },
+        )
+        return self.jobs.start(
+            self._job_name(run_dir), [str(a) for a in argv], log, meta={"run_dir": str(run_dir)}
+        )
+
+    @staticmethod
+    def _latest_step(run_dir: Path) -> int:
+        latest = ckpt.latest_checkpoint(run_dir)
+        return int(latest.name.split("_")[1]) if latest else 0
+
+    def stop(self, run_dir: Path, timeout: float | None = None) -> bool:
+        """Ask the run to save a checkpoint and exit; False when no trainer of this run is running.
+
+        Covers runs started by an earlier app process too (the app restarted, training went on)."""
+        job = self.job(run_dir)
+        if job is not None and job.running:
+            job.stop(timeout)
+            return True
+        pid = trainer_pid(run_dir)
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGTERM)
+        return True
+
+    def progress(self, run_dir: Path) -> RunProgress:
+        run_dir = Path(run_dir)
+        status = {}
+        try:
+            status = ckpt.read_json(run_dir / "status.json")
+        except ckpt.CheckpointError:
+            pass
+        job = self.job(run_dir)
+        alive = job is not None and job.running
+        state = status.get("state", "idle")
+        error = status.get("error")
+        if job is not None and not alive and state in {"starting", "running"}:
+            # The process ended without updating status.json (e.g. a dataset error before training started).
+            code = job.poll()
+            state = "failed" if code else "finished"
+            if code:
+                tail = read_tail(job.log_path, 2000).strip().splitlines()
+                error = next((line for line in reversed(tail) if line.startswith("error:")), None) or (
+                    f"training exited with code {code}; see the log below"
+                )
+        elif (
+            job is None and state in {"starting", "running"} and time.time() - status.get("updated", 0) > 600
+        ):
+            state = "stale"  # written by a process this app did not start, and silent for 10 minutes
+        samples = run_dir / "samples"
+        return RunProgress(
+            run_dir=run_dir,
+            state=state,
+            step=int(status.get("step", 0)),
+            total_steps=int(status.get("total_steps", 0)),
+            images_per_s=status.get("images_per_s"),
+            eta_s=status.get("eta_s"),
+            error=error,
+            log=read_log(run_dir),
+            samples=samples / "latest.png" if (samples / "latest.png").is_file() else None,
+            reconstructions=samples / "reconstructions.png"
+            if (samples / "reconstructions.png").is_file()
+            else None,
+            checkpoints=list_run_checkpoints(run_dir),
+            log_tail=read_tail(run_dir / LOG_FILE, 4000),
+            alive=alive,
+        )
+
+
+def loss_figure(log: list[dict]):
+    """Plotly figure: the losses (top) and D's over-fitting signal r_t (bottom) over steps."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.68, 0.32], vertical_spacing=0.08)
+    steps = [r["step"] for r in log]
+    mode = "lines" if len(log) > 20 else "lines+markers"
+    curves = (
+        ("D loss (real)", "loss_d_real", "#4f46e5"),
+        ("D loss (fake)", "loss_d_fake", "#0ea5e9"),
+        ("G loss", "loss_g", "#f97316"),
+        ("D reconstruction", "loss_recon", "#10b981"),
+    )
+    for label, key, color in curves:
+        fig.add_trace(
+            go.Scatter(x=steps, y=[r.get(key) for r in log], name=label, mode=mode, line={"color": color}),
+            1,
+            1,
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=steps,
+            y=[r.get("r_t") for r in log],
+            name="r_t = E[sign D(real)]",
+            mode=mode,
+            line={"color": "#a855f7", "dash": "dot"},
+        ),
+        2,
+        1,
+    )
+    fig.update_layout(
+        height=400,
+        margin={"l": 40, "r": 10, "t": 60, "b": 30},
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
+        template="plotly_white",
+        uirevision="losses",  # keep the user's zoom while the curve grows
+    )
+    fig.update_yaxes(title_text="loss", row=1, col=1)
+    fig.update_yaxes(title_text="r_t", range=[-1.05, 1.05], row=2, col=1)
+    fig.update_xaxes(title_text="step", row=2, col=1)
+    return fig

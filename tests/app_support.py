@@ -1,0 +1,37 @@
+"""Helpers shared by the app, registry and hub tests: a tiny evaluator next to the session's tiny run."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+EVALUATOR_DIR = "tiny-evaluator"
+
+
+def tiny_evaluator(base: Path, tiny_run: Path, demo_dir: Path) -> Path:
+    """An evaluator trained for a few steps on the tiny run's train split, made once per test session.
+
+    It lives outside the run folder (``base/evaluators/tiny-evaluator``) so other tests see the run as
+    the trainer left it; the registry finds it through its own root.
+    """
+    out = base / "evaluators" / EVALUATOR_DIR
+    if (out / "model.safetensors").is_file():
+        return out
+    from gan_studio.data import load_labeled_images, load_split
+    from gan_studio.evaluation import save_evaluator, train_classifier
+
+    data = load_labeled_images(demo_dir, 32, progress=False)
+    train_idx, _ = load_split(tiny_run / "split.json").indices(data.records)
+    train = data.subset(train_idx)
+    model = train_classifier(
+        train.images, train.labels, class_names=data.class_names, steps=3, batch_size=16, progress=False,
+        precision="fp32", device="cpu",
+    )  # fmt: skip
+    staging = base / "evaluators" / f".{EVALUATOR_DIR}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    save_evaluator(
+        model, staging, training={"data": {"source": str(demo_dir), "root": str(demo_dir)}, "steps": 3}
+    )
+    shutil.copy2(tiny_run / "split.json", staging / "split.json")
+    staging.rename(out)
+    return out
