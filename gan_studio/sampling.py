@@ -147,6 +147,18 @@ def generate(
     return generate_from_latents(generator, latents, labels, batch_size=batch_size, progress=progress)
 
 
+def provenance(info: GeneratorInfo, truncation: float) -> dict:
+    """What a manifest records so that every image can be regenerated from its seed."""
+    return {
+        "generator": info.source,
+        "run_dir": str(info.run_dir) if info.run_dir else None,
+        "step": info.step,
+        "resolution": info.resolution,
+        "truncation": truncation,
+        "noise_mode": "const",
+    }
+
+
 _UNSAFE = re.compile(r"[^\w\-. ]+", re.UNICODE)
 
 
@@ -183,14 +195,6 @@ def write_samples(
                 "latent": [round(v, 6) for v in latent_for_seed(seed, G.z_dim, truncation).tolist()],
             }
         )
-    manifest = {
-        "generator": info.source,
-        "run_dir": str(info.run_dir) if info.run_dir else None,
-        "step": info.step,
-        "resolution": info.resolution,
-        "truncation": truncation,
-        "noise_mode": "const",
-        "images": entries,
-    }
+    manifest = {**provenance(info, truncation), "images": entries}
     ckpt.write_json_atomic(out_dir / "manifest.json", manifest)
     return out_dir / "manifest.json"

@@ -474,12 +474,7 @@ def write_synthetic(
         tried[class_names[c]] = max(n, tried.get(class_names[c], 0))
     manifest = {
         **extra,
-        "generator": info.source,
-        "run_dir": str(info.run_dir) if info.run_dir else None,
-        "step": info.step,
-        "resolution": info.resolution,
-        "truncation": truncation,
-        "noise_mode": "const",
+        **sampling.provenance(info, truncation),
         "first_seed": pool.first_seed,
         "seed_rule": "the i-th image drawn for a class uses latent seed first_seed + i "
         "(python -m gan_studio sample --ckpt RUN --class C --seed first_seed --n i+1 redraws it)",

@@ -1,0 +1,249 @@
+"""The app in a real browser (Playwright + Debian chromium): every tab, its main action, what the user sees.
+
+The app is launched once over the session's tiny run and tiny evaluator (tests/conftest.py,
+tests/app_support.py). The tests below share one page and run in file order, like a user clicking
+through the tabs; each saves a screenshot under tests/artifacts/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from gan_studio.app import build_app, create_studio, launch_options
+from tests.app_support import tiny_evaluator
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+SECOND = 1000  # Playwright timeouts are in milliseconds
+# Gradio's queue calls pandas APIs that pandas 3 deprecates; not ours to fix.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning"),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium: apt-get install -y chromium"),
+]
+
+sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, tiny_run, demo_dir):
+    """(url, studio): the app over the tiny run and the tiny evaluator, in a fresh workspace."""
+    evaluator = tiny_evaluator(tmp_path_factory.getbasetemp(), tiny_run, demo_dir)
+    studio = create_studio(
+        workdir=tmp_path_factory.mktemp("browser-studio"),
+        checkpoint_dirs=[tiny_run.parent, evaluator.parent],
+        default_data=str(demo_dir),
+        device="cpu",
+    )
+    demo = build_app(studio)
+    port = free_port()
+    demo.launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        **launch_options(studio),
+    )
+    try:
+        yield f"http://127.0.0.1:{port}/", studio
+    finally:
+        studio.shutdown()
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def page(app):
+    """One chromium page on the app, shared by the tests of this module (they run in order)."""
+    url = app[0]
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            context = browser.new_context(viewport={"width": 1480, "height": 1000})
+            # Offline: anything but the app itself (CDNs, fonts, telemetry) fails at once instead of hanging.
+            context.route(
+                re.compile(r"^(?!https?://(127\.0\.0\.1|localhost)[:/]).*"), lambda route: route.abort()
+            )
+            page = context.new_page()
+            page.set_default_timeout(60 * SECOND)
+            expect.set_options(timeout=60 * SECOND)
+            page.goto(url, wait_until="domcontentloaded")
+            # demo.load filled the picker: the tiny run and its evaluator are picked.
+            expect(page.locator("#picker-info")).to_contain_text("tiny", timeout=120 * SECOND)
+            expect(page.locator("#picker-evaluator input")).to_have_value(re.compile("tiny-evaluator"))
+            yield page
+        finally:
+            browser.close()
+
+
+def open_tab(page, label: str, key: str):
+    """Click a tab's button and wait for its panel; returns the panel."""
+    page.get_by_role("tab", name=label, exact=True).click()
+    panel = page.locator(f"#tab-{key}")
+    expect(panel).to_be_visible()
+    return panel
+
+
+def screenshot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"browser-{name}.png"), full_page=True)
+
+
+def set_number(page, elem_id: str, value) -> None:
+    """Type into a gr.Number (or the number box of a gr.Slider) and commit it."""
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Tab")
+    expect(box).to_have_value(str(value))
+
+
+def choose(page, elem_id: str, option: str) -> None:
+    """Pick an option of a gr.Dropdown."""
+    box = page.locator(f"#{elem_id} input")
+    box.click()
+    page.locator(f"#{elem_id}").get_by_role("option", name=option, exact=True).click()
+    expect(box).to_have_value(option)
+
+
+def thumbnails(page, elem_id: str):
+    return page.locator(f"#{elem_id} .thumbnail-item img")
+
+
+def test_train_tab_trains_a_few_steps(page, app):
+    panel = open_tab(page, "Train", "train")
+    expect(page.locator("#train-folder textarea, #train-folder input").first).to_have_value(
+        re.compile("vise")
+    )
+    page.locator("#train-check").click()
+    expect(page.locator("#train-report")).to_contain_text("10 classes · 80 usable images")
+
+    page.locator("#train-name textarea, #train-name input").first.fill("browser run")
+    choose(page, "train-res", "32")
+    set_number(page, "train-steps", 4)
+    set_number(page, "train-batch", 4)
+    panel.get_by_text("Advanced", exact=True).click()
+    choose(page, "train-width", "8")
+    choose(page, "train-zdim", "16")
+    set_number(page, "train-sample-every", 2)
+    set_number(page, "train-ckpt-every", 2)
+    page.locator("#train-start").click()
+
+    expect(page.locator("#train-watch input")).to_have_value("browser-run")
+    status = page.locator("#train-status")
+    expect(status).to_contain_text("finished", timeout=240 * SECOND)
+    expect(status).to_contain_text("step 4 / 4")
+    expect(page.locator('#train-progress .gs-progress[data-state="finished"]')).to_be_attached()
+    expect(page.locator("#train-samples img")).to_be_visible()
+    expect(page.locator("#train-recon img")).to_be_visible()
+    expect(page.locator("#train-losses .js-plotly-plot")).to_be_visible()
+    expect(page.locator("#train-checkpoints")).to_contain_text("4")
+    assert (app[1].runs_dir / "browser-run").is_dir()
+    screenshot(page, "1-train")
+
+
+def test_sample_tab_generates_a_gallery_and_a_zip(page):
+    open_tab(page, "Sample", "sample")
+    choose(page, "sample-class", "Nut")
+    set_number(page, "sample-count", 3)
+    set_number(page, "sample-seed", 7)
+    page.locator("#sample-generate").click()
+    expect(page.locator("#sample-status")).to_contain_text("3 images from")
+    expect(page.locator("#sample-status")).to_contain_text("the evaluator recognises")
+    expect(thumbnails(page, "sample-gallery")).to_have_count(3)
+    expect(page.locator("#sample-gallery")).to_contain_text("Nut s7")
+    expect(page.locator('#sample-download a[href$="/tiny-samples.zip"]')).to_be_visible()
+    expect(page.locator("#sample-before-after img").first).to_be_visible()
+    screenshot(page, "2-sample")
+
+
+def test_interpolate_tab_makes_a_filmstrip_and_a_gif(page):
+    open_tab(page, "Interpolate", "interpolate")
+    choose(page, "interp-class-a", "Nut")
+    choose(page, "interp-class-b", "Clamp")
+    set_number(page, "interp-frames", 6)
+    page.locator("#interp-run").click()
+    expect(page.locator("#interp-filmstrip img")).to_be_visible()
+    expect(page.locator("#interp-gif img")).to_have_attribute("src", re.compile(r"\.gif"))
+    expect(page.locator('#interp-download a[href$=".gif"]')).to_be_visible()
+    screenshot(page, "3-interpolate")
+
+
+def test_gradcam_tab_explains_real_and_synthetic(page):
+    open_tab(page, "Grad-CAM", "gradcam")
+    choose(page, "cam-class", "Nut")
+    set_number(page, "cam-count", 2)
+    page.locator("#cam-run").click()
+    expect(page.locator("#cam-status")).to_contain_text("GradCAM maps of")
+    expect(thumbnails(page, "cam-synthetic")).to_have_count(2)
+    expect(thumbnails(page, "cam-real").first).to_be_visible()
+    screenshot(page, "4-gradcam")
+
+
+def test_embeddings_tab_plots_a_umap(page):
+    open_tab(page, "Embeddings", "embeddings")
+    set_number(page, "emb-count", 4)
+    page.locator("#emb-run").click()
+    readout = page.locator("#emb-readout")
+    expect(readout).to_contain_text("Precision", timeout=180 * SECOND)  # the first UMAP fit compiles
+    expect(readout).to_contain_text("Coverage")
+    plot = page.locator("#emb-plot .js-plotly-plot")
+    expect(plot).to_be_visible()
+    expect(plot).to_contain_text("Nut · generated")
+    screenshot(page, "5-embeddings")
+
+
+def test_curate_tab_accepts_two_images_and_exports(page, app):
+    studio = app[1]
+    open_tab(page, "Curate & export", "curate")
+    status = page.locator("#curate-status")
+    choose(page, "curate-class", "Nut")
+    set_number(page, "curate-count", 4)
+    page.locator("#curate-generate").click()
+    expect(status).to_contain_text("Added 4 candidates")
+    expect(thumbnails(page, "curate-gallery")).to_have_count(4)
+
+    # Thresholds nothing passes, then accept two candidates by clicking them.
+    set_number(page, "curate-min-confidence", 1)
+    set_number(page, "curate-min-ratio", 2)
+    page.locator("#curate-apply").click()
+    expect(status).to_contain_text("0 accepted of 4 candidates")
+    items = page.locator("#curate-gallery .thumbnail-item")
+    items.nth(0).click()
+    expect(status).to_contain_text("1 accepted of 4 candidates")
+    items.nth(1).click()
+    expect(status).to_contain_text("2 accepted of 4 candidates")
+    expect(page.locator("#curate-gallery")).to_contain_text("✓ (click)")
+
+    page.locator("#curate-export").click()
+    expect(page.locator('#curate-download a[href*="/tiny-curated-"][href$=".zip"]')).to_be_visible()
+    (archive,) = sorted((studio.workdir / "exports").glob("tiny-curated-*.zip"))
+    with zipfile.ZipFile(archive) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+        pngs = [n for n in zf.namelist() if n.endswith(".png")]
+    assert manifest["n_generated"] == 2 and len(pngs) == 2 and all(n.startswith("Nut/") for n in pngs)
+    screenshot(page, "6-curate")
+
+
+def test_evaluate_tab_shows_its_state(page):
+    open_tab(page, "Evaluate", "evaluate")
+    expect(page.locator("#eval-status")).to_contain_text("No job running.")
+    page.locator("#eval-refresh").click()
+    expect(page.locator("#eval-report-path")).to_contain_text(re.compile("No evaluation yet|Saved"))
+    expect(page.locator("#eval-train")).to_be_enabled()
+    expect(page.locator("#eval-run")).to_be_enabled()
+    screenshot(page, "7-evaluate")
