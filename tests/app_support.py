@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 EVALUATOR_DIR = "tiny-evaluator"
@@ -35,3 +36,38 @@ def tiny_evaluator(base: Path, tiny_run: Path, demo_dir: Path) -> Path:
     shutil.copy2(tiny_run / "split.json", staging / "split.json")
     staging.rename(out)
     return out
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_app(workdir: Path, tiny_run: Path, demo_dir: Path, evaluator: Path):
+    """Launch the app on 127.0.0.1 over the tiny run and evaluator; yield (url, studio)."""
+    from gan_studio.app import build_app, create_studio, launch_options
+
+    studio = create_studio(
+        workdir=workdir,
+        checkpoint_dirs=[tiny_run.parent, evaluator.parent],
+        default_data=str(demo_dir),
+        device="cpu",
+    )
+    demo = build_app(studio)
+    port = free_port()
+    demo.launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        **launch_options(studio),
+    )
+    try:
+        yield f"http://127.0.0.1:{port}/", studio
+    finally:
+        studio.shutdown()
+        demo.close()

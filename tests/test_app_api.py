@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import time
 import zipfile
 from pathlib import Path
@@ -14,8 +13,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from gan_studio.app import build_app, create_studio, launch_options
-from tests.app_support import tiny_evaluator
+from tests.app_support import running_app, tiny_evaluator
 from tests.conftest import run_cli
 
 FOLDER = "Folder on the server"
@@ -28,38 +26,14 @@ def eval_tab_inputs(run, evaluator, *, steps=2, metrics=("cas",), arms=("real", 
     return run, evaluator, "mobilenet_v3_small", steps, 4, 0, list(metrics), list(arms), "0.5", 1, 2
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, tiny_run, demo_dir):
     """The app over the tiny run (read-only) and a copy of it in the workspace (evaluations write there)."""
     evaluator = tiny_evaluator(tmp_path_factory.getbasetemp(), tiny_run, demo_dir)
     workdir = tmp_path_factory.mktemp("studio")
     shutil.copytree(tiny_run, workdir / "runs" / "mine")
-    studio = create_studio(
-        workdir=workdir,
-        checkpoint_dirs=[tiny_run.parent, evaluator.parent],
-        default_data=str(demo_dir),
-        device="cpu",
-    )
-    demo = build_app(studio)
-    port = free_port()
-    demo.launch(
-        server_name="127.0.0.1",
-        server_port=port,
-        prevent_thread_lock=True,
-        quiet=True,
-        **launch_options(studio),
-    )
-    try:
-        yield Client(f"http://127.0.0.1:{port}/", verbose=False), studio
-    finally:
-        studio.shutdown()
-        demo.close()
+    with running_app(workdir, tiny_run, demo_dir, evaluator) as (url, studio):
+        yield Client(url, verbose=False), studio
 
 
 @pytest.fixture(scope="module")

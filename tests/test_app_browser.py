@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from gan_studio.app import build_app, create_studio, launch_options
-from tests.app_support import tiny_evaluator
+from tests.app_support import running_app, tiny_evaluator
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -31,36 +29,15 @@ sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, tiny_run, demo_dir):
     """(url, studio): the app over the tiny run and the tiny evaluator, in a fresh workspace."""
     evaluator = tiny_evaluator(tmp_path_factory.getbasetemp(), tiny_run, demo_dir)
-    studio = create_studio(
-        workdir=tmp_path_factory.mktemp("browser-studio"),
-        checkpoint_dirs=[tiny_run.parent, evaluator.parent],
-        default_data=str(demo_dir),
-        device="cpu",
-    )
-    demo = build_app(studio)
-    port = free_port()
-    demo.launch(
-        server_name="127.0.0.1",
-        server_port=port,
-        prevent_thread_lock=True,
-        quiet=True,
-        **launch_options(studio),
-    )
-    try:
-        yield f"http://127.0.0.1:{port}/", studio
-    finally:
-        studio.shutdown()
-        demo.close()
+    with running_app(tmp_path_factory.mktemp("browser-studio"), tiny_run, demo_dir, evaluator) as (
+        url,
+        studio,
+    ):
+        yield url, studio
 
 
 @pytest.fixture(scope="module")
