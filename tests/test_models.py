@@ -124,3 +124,26 @@ def test_ema_update():
     update_ema(ema, model, decay=0.9)
     assert torch.allclose(ema[0].weight, 0.9 * before + 0.1 * model[0].weight)
     assert torch.equal(ema[1].running_mean, model[1].running_mean)
+
+
+@pytest.mark.parametrize("size", [4, 8, 16])
+def test_upsample_conv_equals_upsample_then_conv(size):
+    """The folded transposed convolution is the same function as nearest 2x + 3x3 conv, forward
+    and backward, on both sides of the size threshold where the implementation switches."""
+    from gan_studio.models.layers import UpsampleConv
+
+    torch.manual_seed(0)
+    layer = UpsampleConv(5, 6, sn=False)
+    x = torch.randn(2, 5, size, size + 2, requires_grad=True)
+    out = layer(x)
+    x_ref = x.detach().clone().requires_grad_(True)
+    ref = torch.nn.functional.conv2d(
+        torch.nn.functional.interpolate(x_ref, scale_factor=2.0, mode="nearest"), layer.conv.weight, padding=1
+    )
+    assert out.shape == (2, 6, 2 * size, 2 * size + 4)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+    grad = torch.randn_like(out)
+    (g_x, g_w) = torch.autograd.grad(out, (x, layer.conv.weight), grad)
+    (r_x, r_w) = torch.autograd.grad(ref, (x_ref, layer.conv.weight), grad)
+    torch.testing.assert_close(g_x, r_x, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(g_w, r_w, rtol=1e-4, atol=1e-4)

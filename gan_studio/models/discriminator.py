@@ -117,8 +117,10 @@ class Discriminator(
         self.logits_small = conv2d(small_ch, 1, 4, 1, 0, bias=False, sn=sn)
         self.embed_small = nn.Embedding(self.n_classes, small_ch)
 
-        # Self-supervised decoders (used on real images only).
-        self.rec_size = min(R, 128)
+        # Self-supervised decoders (used on real images only). FastGAN redraws a 256 px image at
+        # 128 px: half resolution is enough to force informative features, and decoding at full
+        # resolution would cost as much as the rest of D on small models.
+        self.rec_size = max(16, min(R // 2, 128))
         self.part_size = max(16, min(R // 2, 128))
         self.decoder_big = SimpleDecoder(d_channels(8, width), self.rec_size, width, sn)
         self.decoder_part = SimpleDecoder(d_channels(16, width), self.part_size, width, sn)

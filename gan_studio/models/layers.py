@@ -32,6 +32,36 @@ def conv_transpose2d(*args, sn: bool = True, **kwargs) -> nn.Module:
     return spectral_norm(layer) if sn else layer
 
 
+# Nearest 2x up-sampling followed by a 3x3 convolution equals one stride-2 transposed convolution
+# with a 4x4 kernel: each output pixel only ever sees a 2x2 input neighbourhood. Folding the 3x3
+# kernel with this matrix (rows: 4x4 taps, columns: 3x3 taps) gives that kernel, so the layer does
+# 16 instead of 36 multiply-adds per input pixel and never stores the 4x larger up-sampled map.
+_UPSAMPLE_FOLD = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+# Below this input size the transposed convolution is slower than up-sample + conv on CPUs.
+_FOLD_MIN_SIZE = 8
+
+
+class UpsampleConv(nn.Module):
+    """``conv3x3(nearest_upsample_2x(x))``, computed as an exact stride-2 transposed convolution.
+
+    The learned (and spectrally normalised) parameter stays an ordinary 3x3 kernel, so the layer is
+    the same function as FastGAN's up-sampling conv; only the arithmetic is cheaper (about 2x on a
+    CPU in forward + backward, measured in BENCHMARKS.md).
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, sn: bool):
+        super().__init__()
+        self.conv = conv2d(in_ch, out_ch, 3, 1, 1, bias=False, sn=sn)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.conv.weight
+        if x.shape[-1] < _FOLD_MIN_SIZE or x.shape[-2] < _FOLD_MIN_SIZE:
+            return F.conv2d(F.interpolate(x, scale_factor=2.0, mode="nearest"), weight, padding=1)
+        fold = _UPSAMPLE_FOLD.to(device=weight.device, dtype=weight.dtype)
+        kernel = torch.einsum("ak,oikl,bl->ioab", fold, weight, fold)
+        return F.conv_transpose2d(x, kernel.to(x.dtype), stride=2, padding=1)
+
+
 class GLU(nn.Module):
     """Gated linear unit over channels: half the channels gate the other half."""
 
@@ -82,13 +112,13 @@ class ConditionalBatchNorm2d(nn.Module):
 
 
 class UpBlock(nn.Module):
-    """Nearest up-sampling, 3x3 conv, noise, conditional BN, GLU; ``double`` adds a second conv
+    """Nearest up-sampling + 3x3 conv (one ``UpsampleConv``), noise, conditional BN, GLU; ``double`` adds a second conv
     (FastGAN's UpBlockComp, used at every other resolution)."""
 
     def __init__(self, in_ch: int, out_ch: int, out_size: int, embed_dim: int, double: bool, sn: bool):
         super().__init__()
         self.double = double
-        self.conv1 = conv2d(in_ch, out_ch * 2, 3, 1, 1, bias=False, sn=sn)
+        self.conv1 = UpsampleConv(in_ch, out_ch * 2, sn)
         self.noise1 = NoiseInjection(out_size)
         self.norm1 = ConditionalBatchNorm2d(out_ch * 2, embed_dim)
         self.glu = GLU()
@@ -98,7 +128,6 @@ class UpBlock(nn.Module):
             self.norm2 = ConditionalBatchNorm2d(out_ch * 2, embed_dim)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor, noise_mode: str) -> torch.Tensor:
-        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
         x = self.glu(self.norm1(self.noise1(self.conv1(x), noise_mode), emb))
         if self.double:
             x = self.glu(self.norm2(self.noise2(self.conv2(x), noise_mode), emb))
@@ -180,8 +209,7 @@ class SimpleDecoder(nn.Module):
             size *= 2
             out_ch = max(16, int(width * {16: 2, 32: 1, 64: 1, 128: 0.5}.get(size, 0.5)))
             layers += [
-                nn.Upsample(scale_factor=2.0, mode="nearest"),
-                conv2d(ch, out_ch * 2, 3, 1, 1, bias=False, sn=sn),
+                UpsampleConv(ch, out_ch * 2, sn),
                 nn.BatchNorm2d(out_ch * 2),
                 GLU(),
             ]
