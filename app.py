@@ -72,6 +72,7 @@ studio = create_studio(
     default_data=args.data,
     data_roots=args.data_roots,
     device=args.device,
+    warm_up_real_data=True,
 )
 demo = build_app(studio)
 

@@ -37,6 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr-g", type=float, default=2e-4)
     p.add_argument("--lr-d", type=float, default=2e-4)
     p.add_argument("--ema", type=float, default=0.999, help="EMA decay of the generator weights")
+    p.add_argument(
+        "--mode-seeking",
+        type=float,
+        default=0.0,
+        help="weight of the mode-seeking term (MSGAN): try 1.0 when samples of a class all look alike",
+    )
     p.add_argument("--diffaug", default="color,translation,cutout", help="DiffAugment policy ('' for none)")
     p.add_argument("--no-flip", action="store_true", help="disable random horizontal flips of real images")
     p.add_argument("--recon-loss", choices=["mse", "l1", "lpips"], default="mse")
@@ -122,6 +128,7 @@ def config_from_args(args):
         lr_g=args.lr_g,
         lr_d=args.lr_d,
         ema_decay=args.ema,
+        mode_seeking=args.mode_seeking,
         diffaug=args.diffaug,
         flip=not args.no_flip,
         recon_loss=args.recon_loss,

@@ -57,7 +57,12 @@ def resolve_generator_dir(path: str | Path) -> tuple[Path, Path | None, int]:
         return path / "generator_ema", path.parent.parent, int(meta["step"])
     if (path / "config.json").is_file():
         step = -1
-        for meta_file in (path / "training.json", path.parent / "checkpoint.json"):
+        # A package's generator/ folder: the step is in ../package.json; a checkpoint's: ../checkpoint.json.
+        for meta_file in (
+            path / "training.json",
+            path.parent / "package.json",
+            path.parent / "checkpoint.json",
+        ):
             if meta_file.is_file():
                 step = int(json.loads(meta_file.read_text()).get("step", -1))
                 break

@@ -181,6 +181,7 @@ def test_embeddings_tab_plots_a_umap(page):
     plot = page.locator("#emb-plot .js-plotly-plot")
     expect(plot).to_be_visible()
     expect(plot).to_contain_text("Nut · generated")
+    expect(page.locator("#emb-warm")).not_to_contain_text("warming up")  # the note goes once UMAP ran
     screenshot(page, "5-embeddings")
 
 

@@ -372,3 +372,15 @@ def test_server_folders_can_be_limited_to_data_roots(tmp_path, demo_dir):
         locked.check_server_folder(tmp_path)
     with pytest.raises(DatasetError, match="upload a .zip"):
         create_studio(workdir=tmp_path / "c", data_roots=[], warm_up_umap=False).check_server_folder(demo_dir)
+
+
+def test_real_data_warm_up_decodes_the_default_generators_split(tmp_path, tiny_run):
+    from gan_studio.app import create_studio
+
+    studio = create_studio(
+        workdir=tmp_path / "w", checkpoint_dirs=[tiny_run.parent], device="cpu", warm_up_umap=False
+    )
+    studio.warm_up_real_data().join(timeout=120)
+    cached = list(studio.real_data._cache.values())
+    assert len(cached) == 1 and len(cached[0].train) and len(cached[0].test)
+    assert studio.real_data.get(studio.registry.generators()[0]) is cached[0]  # served from the warm cache

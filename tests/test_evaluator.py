@@ -99,6 +99,25 @@ def test_train_evaluator_trains_only_on_the_train_split(dataset, tmp_path, monke
     assert load_split(out / "split.json") == split  # the split used is kept with the evaluator
 
 
+def test_train_evaluator_few_shot_uses_the_gan_runs_subset(dataset, tmp_path):
+    """--train-per-class N picks the same images as `train --train-per-class N` and records only them."""
+    from gan_studio.data import few_shot_paths
+
+    data = load_labeled_images(dataset, 32, progress=False)
+    split = make_split(data.records, test_fraction=0.25, seed=3)
+    save_split(split, tmp_path / "split.json")
+    out = tmp_path / "evaluator"
+    argv = ["train-evaluator", "--data", str(dataset), "--out", str(out), "--res", "32", "--steps", "2"]
+    argv += ["--split", str(tmp_path / "split.json"), "--train-per-class", "4", "--seed", "3"]
+    assert main([*argv, "--precision", "fp32", *COMMON]) == 0
+    own = load_split(out / "split.json")
+    train_records = [r for r in data.records if r.path in set(split.train)]
+    assert own.train == few_shot_paths(train_records, 4, seed=3)
+    assert len(own.train) == 4 * len(CLASSES) and own.test == split.test
+    training = json.loads((out / "training.json").read_text())
+    assert training["split"]["n_train"] == 4 * len(CLASSES) and training["split"]["train_per_class"] == 4
+
+
 def test_save_and_load_round_trip_gives_identical_outputs(tmp_path):
     torch.manual_seed(0)
     model = EvaluatorClassifier(arch="mobilenet_v3_small", class_names=["x", "y"], resolution=48)
@@ -257,3 +276,19 @@ def test_evaluate_warns_when_the_evaluator_trained_on_the_runs_test_images(
     assert len(warnings) == 1 and "test images of this run" in warnings[0]
     assert "warning: the evaluator was trained on" in capsys.readouterr().out
     assert "> **Warning:** the evaluator was trained on" in (out / "report.md").read_text()
+
+
+def test_stem_stride_is_saved_and_restored(tmp_path):
+    """A stride-1 stem (the default up to 64 px) survives save/load, and gives a finer last feature map."""
+    from gan_studio.evaluation.classifier import default_stem_stride
+
+    assert default_stem_stride(64) == 1 and default_stem_stride(128) == 2
+    torch.manual_seed(0)
+    model = EvaluatorClassifier(class_names=["a", "b"], resolution=32, stem_stride=1).eval()
+    save_evaluator(model, tmp_path / "ev", training={})
+    loaded = load_evaluator(tmp_path / "ev", device="cpu")
+    assert loaded.stem_stride == 1 and loaded.backbone.features[0][0].stride == (1, 1)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    torch.testing.assert_close(loaded(x), model(x))
+    coarse = EvaluatorClassifier(class_names=["a", "b"], resolution=32).eval()
+    assert coarse.backbone.features(x).shape[-1] * 2 == model.backbone.features(x).shape[-1]

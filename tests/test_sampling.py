@@ -83,6 +83,7 @@ def test_package_is_small_loadable_and_carded(tiny_run, tmp_path):
     G, info = load_generator(pkg, device="cpu")
     G_run, _ = load_generator(tiny_run, device="cpu")
     assert info.step == 6 and info.class_names == G_run.class_names
+    assert load_generator(pkg / "generator", device="cpu")[1].step == 6  # the folder inside knows it too
     a, b = generate(G, [2], [5]).float(), generate(G_run, [2], [5]).float()
     assert (a - b).abs().mean() < 2.0  # fp16 storage changes pixels by at most rounding noise
     card = (pkg / "README.md").read_text()

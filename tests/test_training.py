@@ -337,3 +337,24 @@ def test_few_shot_subset_and_adopted_split(tmp_path, demo_dir):
     used = json.loads((out / "train_files.json").read_text())
     assert len(used) == 20 and set(used) <= set(split.train)  # 2 per class x 10 classes, never a test image
     assert json.loads((out / "run.json").read_text())["data"]["n_train"] == 20
+
+
+def test_mode_seeking_pairs_classes_and_logs_its_term(tmp_path, demo_dir):
+    """--mode-seeking: fakes come in same-class pairs and the (positive) term is logged per step."""
+    from gan_studio.training.loop import Trainer
+
+    trainer = Trainer(_config(demo_dir, tmp_path / "ms", 2, mode_seeking=1.0, batch=6), progress=False)
+    seen = {}
+    original = trainer.G.forward
+
+    def spy(z, labels, *args, **kwargs):
+        seen["labels"] = labels.clone()
+        return original(z, labels, *args, **kwargs)
+
+    trainer.G.forward = spy
+    stats = trainer.train_step()
+    assert torch.equal(seen["labels"][:3], seen["labels"][3:])
+    assert 0 < stats.loss_ms < float("inf")
+    trainer.G.forward = original
+    plain = Trainer(_config(demo_dir, tmp_path / "plain", 2, batch=6), progress=False)
+    assert plain.train_step().loss_ms == 0.0

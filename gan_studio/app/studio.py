@@ -17,9 +17,11 @@ Workspace layout (``--workdir``, default ./studio)::
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,7 @@ from gan_studio.app.training_manager import TrainingManager
 from gan_studio.registry import ModelRegistry
 
 SCRATCH_MAX_AGE_S = 24 * 3600
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -84,6 +87,27 @@ class Studio:
         """Folders whose files the UI may serve (outputs, samples of runs, reports)."""
         return [str(p) for p in (self.workdir, *self.checkpoint_dirs)]
 
+    def warm_up_real_data(self, after: threading.Event | None = None) -> threading.Thread:
+        """Decode (and for the demo, first render) the default generator's real images in a daemon
+        thread, so the first Grad-CAM, embedding or curation click does not wait for it.
+
+        Starts after ``after`` (the UMAP warm-up) so that the page and the first samples come first.
+        """
+
+        def run() -> None:
+            if after is not None:
+                after.wait(180)
+            try:
+                generators = self.registry.generators()
+                if generators:
+                    self.real_data.get(generators[0])
+            except Exception as exc:  # noqa: BLE001 - a warm-up must never take the app down
+                log.info("real-data warm-up skipped: %s", exc)
+
+        thread = threading.Thread(target=run, name="real-data-warm-up", daemon=True)
+        thread.start()
+        return thread
+
     def shutdown(self) -> None:
         """Stop what this app started (training saves a checkpoint on SIGTERM)."""
         self.jobs.stop_all()
@@ -98,6 +122,7 @@ def create_studio(
     device: str | None = None,
     memory_budget_mb: float | None = None,
     warm_up_umap: bool = True,
+    warm_up_real_data: bool = False,
 ) -> Studio:
     workdir = Path(workdir).expanduser().resolve()
     (workdir / "runs").mkdir(parents=True, exist_ok=True)
@@ -121,4 +146,6 @@ def create_studio(
     studio.prune_scratch()
     if warm_up_umap:
         studio.embeddings.warm_up()
+    if warm_up_real_data:
+        studio.warm_up_real_data(after=studio.embeddings.warm if warm_up_umap else None)
     return studio

@@ -35,20 +35,35 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 TRAINING_FILE = "training.json"
 
 
-def _build_backbone(arch: str) -> tuple[nn.Module, int, str]:
+def default_stem_stride(resolution: int) -> int:
+    """1 for images of 64 px or less, else torchvision's 2.
+
+    Both networks shrink their input 32x; a 64 px image would end as a 2x2 map, too coarse to tell
+    parts apart by shape. A stride-1 stem (the usual CIFAR adaptation) keeps 4x4 at 4x the compute.
+    """
+    return 1 if resolution <= 64 else 2
+
+
+def _build_backbone(arch: str, stem_stride: int = 2) -> tuple[nn.Module, int, str]:
     """torchvision's network with its last Linear swapped for Identity, so its output is the features.
 
-    Returns (backbone, feature size, the torchvision state-dict prefix of the removed head).
+    ``stem_stride`` sets the stride of the first convolution (no parameter changes, so local
+    torchvision weights still load). Returns (backbone, feature size, the state-dict prefix of the
+    removed head).
     """
+    if stem_stride not in (1, 2):
+        raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride}")
     if arch == "mobilenet_v3_small":
         net = torchvision.models.mobilenet_v3_small(weights=None)
         dim = net.classifier[-1].in_features  # 1024: after Linear(576, 1024) + Hardswish
         net.classifier[-1] = nn.Identity()
+        net.features[0][0].stride = (stem_stride, stem_stride)
         return net, dim, "classifier.3."
     if arch == "resnet18":
         net = torchvision.models.resnet18(weights=None)
         dim = net.fc.in_features  # 512: global-average-pooled layer4
         net.fc = nn.Identity()
+        net.conv1.stride = (stem_stride, stem_stride)
         return net, dim, "fc."
     raise ValueError(f"Unknown evaluator architecture {arch!r}: use one of {', '.join(ARCHITECTURES)}")
 
@@ -68,6 +83,7 @@ class EvaluatorClassifier(
         resolution: int = 64,
         normalize_mean: Sequence[float] = IMAGENET_MEAN,
         normalize_std: Sequence[float] = IMAGENET_STD,
+        stem_stride: int = 2,
     ):
         super().__init__()
         if len(class_names) < 2:
@@ -77,7 +93,8 @@ class EvaluatorClassifier(
         self.arch = arch
         self.class_names = list(class_names)
         self.resolution = int(resolution)
-        self.backbone, self.num_features, self._head_prefix = _build_backbone(arch)
+        self.stem_stride = int(stem_stride)
+        self.backbone, self.num_features, self._head_prefix = _build_backbone(arch, self.stem_stride)
         self.head = nn.Linear(self.num_features, len(self.class_names))
         mean = torch.tensor(normalize_mean, dtype=torch.float32).view(1, 3, 1, 1)
         std = torch.tensor(normalize_std, dtype=torch.float32).view(1, 3, 1, 1)

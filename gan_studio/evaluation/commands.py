@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from gan_studio.evaluation.classifier import ARCHITECTURES
@@ -24,6 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--arch", choices=ARCHITECTURES, default="mobilenet_v3_small")
     p.add_argument("--res", type=int, default=64, help="input resolution (use the GAN's resolution)")
+    p.add_argument(
+        "--stem-stride",
+        choices=["auto", "1", "2"],
+        default="auto",
+        help="stride of the first convolution; auto: 1 up to 64 px (more detail, 4x the compute), else 2",
+    )
     p.add_argument("--fit", choices=["center-crop", "pad", "stretch"], default="center-crop")
     p.add_argument(
         "--split",
@@ -36,6 +43,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--group-pattern", default=None, help="regex on file names, as for train, when making a split"
     )
     p.add_argument("--seed", type=int, default=0, help="seeds the split (like train) and the training")
+    p.add_argument(
+        "--train-per-class",
+        type=int,
+        default=0,
+        help="train on this many images per class, the same ones `train --train-per-class N --seed S` uses "
+        "(few-shot experiments: the filtering evaluator then knows no more real images than the GAN)",
+    )
     p.add_argument(
         "--steps", type=int, default=DEFAULT_EVALUATOR_STEPS, help="optimisation steps (the budget)"
     )
@@ -83,9 +97,16 @@ def _print_classifier_scores(scores: dict, class_names: list[str]) -> None:
 
 
 def run_train_evaluator(args) -> int:
-    from gan_studio.data import DatasetError, load_labeled_images, load_split, make_split, save_split
+    from gan_studio.data import (
+        DatasetError,
+        few_shot_paths,
+        load_labeled_images,
+        load_split,
+        make_split,
+        save_split,
+    )
     from gan_studio.device import pick_device, resolve_precision
-    from gan_studio.evaluation.classifier import save_evaluator
+    from gan_studio.evaluation.classifier import default_stem_stride, save_evaluator
     from gan_studio.evaluation.train_classifier import evaluate_classifier, train_classifier
 
     if args.weights is not None and not args.weights.is_file():
@@ -107,9 +128,18 @@ def run_train_evaluator(args) -> int:
         raise DatasetError(
             f"The split leaves no training images for '{args.data}'; use a smaller --test-fraction."
         )
+    if args.train_per_class:
+        # The same subset the GAN run draws (same records, same seed), recorded in the evaluator's own
+        # split.json so that leak checks downstream see exactly what it learned from.
+        chosen = set(
+            few_shot_paths([data.records[i] for i in train_idx], args.train_per_class, seed=args.seed)
+        )
+        train_idx = [i for i in train_idx if data.records[i].path in chosen]
+        split = replace(split, train=sorted(chosen))
     train, test = data.subset(train_idx), data.subset(test_idx)
     device = pick_device(args.device)
     precision = resolve_precision(args.precision, device)
+    stem_stride = default_stem_stride(args.res) if args.stem_stride == "auto" else int(args.stem_stride)
     print(
         f"training {args.arch} from {'--weights ' + str(args.weights) if args.weights else 'scratch'} on {len(train)} "
         f"train images ({len(test)} held out), {len(data.class_names)} classes, {args.res}px, {device}, {precision}"
@@ -128,6 +158,7 @@ def run_train_evaluator(args) -> int:
         precision=precision,
         device=device,
         init_weights=args.weights,
+        stem_stride=stem_stride,
         progress=progress,
     )
     scores = evaluate_classifier(model, test.images, test.labels, progress=progress)
@@ -140,8 +171,10 @@ def run_train_evaluator(args) -> int:
             "n_test": len(test),
             "seed": split.seed,
             "test_fraction": split.test_fraction,
+            "train_per_class": args.train_per_class or None,
         },
         "arch": args.arch,
+        "stem_stride": stem_stride,
         "init_weights": str(args.weights) if args.weights else None,
         "steps": args.steps,
         "batch_size": args.batch,

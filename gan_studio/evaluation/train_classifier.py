@@ -83,6 +83,7 @@ def train_classifier(
     precision: str = "auto",
     device: str | torch.device | None = None,
     init_weights: str | os.PathLike | None = None,
+    stem_stride: int = 2,
     progress: bool = True,
 ) -> EvaluatorClassifier:
     """Train an ``EvaluatorClassifier`` from scratch (or from ``init_weights``) for exactly ``steps`` steps.
@@ -106,7 +107,9 @@ def train_classifier(
 
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        model = EvaluatorClassifier(arch=arch, class_names=list(class_names), resolution=resolution)
+        model = EvaluatorClassifier(
+            arch=arch, class_names=list(class_names), resolution=resolution, stem_stride=stem_stride
+        )
         if init_weights is not None:
             model.load_local_backbone_weights(init_weights)
         model.to(device).train()

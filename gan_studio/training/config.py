@@ -30,6 +30,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     recon_loss: str = "mse"  # mse | l1 | lpips (needs its backbone weights locally)
     recon_weight: float = 1.0
+    mode_seeking: float = 0.0  # weight of MSGAN's mode-seeking term (0: off)
     # augmentation
     diffaug: str = "color,translation,cutout"
     flip: bool = True

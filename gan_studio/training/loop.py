@@ -55,6 +55,7 @@ class StepStats:
     logits_real: float
     logits_fake: float
     r_t: float  # ADA's over-fitting signal E[sign(D(real))]: near 1 means D memorises the reals
+    loss_ms: float = 0.0  # mode-seeking term (0 when --mode-seeking is off)
 
 
 def hardware_summary(device: torch.device, world_size: int) -> dict:
@@ -324,9 +325,22 @@ class Trainer:
         D_plain = self.accelerator.unwrap_model(D)
         real, labels = self._real_batch()
         z = torch.randn(real.shape[0], cfg.z_dim, device=self.device)
+        half = real.shape[0] // 2
+        if cfg.mode_seeking > 0 and half:
+            # Pairs of fakes share a class (the second half repeats the first half's labels), so
+            # that the mode-seeking term below compares two latents of the same class.
+            labels = labels.clone()
+            labels[half : 2 * half] = labels[:half]
 
         with autocast(self.device, self.precision):
             fake = G(z, labels)
+        loss_ms = torch.zeros((), device=self.device)
+        if cfg.mode_seeking > 0 and half:
+            # MSGAN (Mao et al. 2019): penalise a generator whose images move less than its latents,
+            # the within-class collapse a class-conditional GAN on few images is prone to.
+            image_gap = (fake[:half] - fake[half : 2 * half]).float().abs().mean(dim=(1, 2, 3))
+            latent_gap = (z[:half] - z[half : 2 * half]).abs().mean(dim=1)
+            loss_ms = 1.0 / ((image_gap / latent_gap).mean() + 1e-5)
         fake_aug = diff_augment(fake, self.policy)
         real_aug = diff_augment(real, self.policy)
 
@@ -356,7 +370,7 @@ class Trainer:
         with autocast(self.device, self.precision):
             logits_g = D_plain(fake_aug, labels).logits.float()
         loss_g = -logits_g.mean()
-        self.accelerator.backward(loss_g)
+        self.accelerator.backward(loss_g + cfg.mode_seeking * loss_ms)
         D_plain.requires_grad_(True)
         self.opt_g.step()
         # EMA ramp-up: average over roughly the steps so far until the full horizon is reached, so
@@ -372,6 +386,7 @@ class Trainer:
             logits_real=logits_real.mean().item(),
             logits_fake=logits_fake.mean().item(),
             r_t=torch.sign(logits_real).mean().item(),
+            loss_ms=loss_ms.item(),
         )
 
     # ----------------------------------------------------------------------------- outputs

@@ -78,16 +78,15 @@ def build(studio, picker) -> None:
         title = f"{entry.id} · step {step} · {n} generated per class"
         return embedding_figure(cached, title), cached.readout()
 
+    def warm_state():
+        if studio.embeddings.warm.is_set():
+            return ""  # nothing to say once UMAP is ready
+        return "UMAP is warming up in the background (first fit compiles its kernels, ~15 s)…"
+
     go_btn.click(
         compute,
         [picker.run, picker.evaluator, count, seed, truncation, include_test],
         [plot, readout],
         api_name="embeddings",
-    )
-
-    def warm_state():
-        if studio.embeddings.warm.is_set():
-            return "UMAP is ready."
-        return "UMAP is warming up in the background (first fit compiles its kernels, ~15 s)…"
-
+    ).then(warm_state, [], [warm])
     picker.on_load(warm_state, [], [warm])

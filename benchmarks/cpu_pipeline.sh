@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The CPU run behind BENCHMARKS.md's shipped-checkpoint and augmentation sections (2-core machine).
+#
+#   WORK=/work/runs COIL=../shared/datasets/coil100_shapes20 bash benchmarks/cpu_pipeline.sh
+#
+# Three trainings share the two cores (one thread each): the 64 px demo GAN that gets shipped, and
+# the few-shot 64 px GANs on the demo data (25 per class) and on COIL-100 (12 per class, split by
+# pose). Each is stopped by SIGTERM after its time budget (it saves, and run.json records the step
+# reached, which `package` writes into the model card as `--steps N`). When a few-shot GAN stops,
+# its own few-shot evaluator (the same images, so the filtering arm learns nothing the GAN did not
+# see) and its augmentation benchmark run. Then the shipped GAN is evaluated and packaged.
+set -uo pipefail
+WORK=${WORK:-runs/cpu-pipeline}
+COIL=${COIL:-../shared/datasets/coil100_shapes20}
+T_SHIP=${T_SHIP:-4700}
+T_FEW=${T_FEW:-2700}
+BENCH="--ratios 0.5,1.25 --seeds 3 --steps 500 --batch 32"
+GS="python -m gan_studio"
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+mkdir -p "$WORK/logs"
+log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$WORK/logs/pipeline.log"; }
+
+train() {  # name seconds args...
+    local name=$1 seconds=$2; shift 2
+    log "train $name (${seconds}s)"
+    timeout -s TERM "$seconds" $GS train --out "$WORK/$name" --steps 1000000 --res 64 --batch 16 \
+        --sample-every 500 --ckpt-every 500 --no-progress "$@" > "$WORK/logs/train-$name.log" 2>&1
+    log "train $name exit $?"
+}
+
+python benchmarks/coil100_split.py "$COIL" "$WORK/coil_split.json"
+# `--data demo` reads the cached demo data: render it once, before three trainings want it at once.
+python -c "from gan_studio.data.demo import ensure_demo_dataset; ensure_demo_dataset()"
+(
+    train vise64 "$T_SHIP" --data demo --ngf 24 --ndf 24 --mode-seeking 1.0
+    $GS train-evaluator --data demo --split "$WORK/vise64/split.json" --res 64 --steps 1500 --out "$WORK/eval-vise64" --no-progress
+    $GS evaluate --ckpt "$WORK/vise64" --evaluator "$WORK/eval-vise64" --n-per-class 200 --out "$WORK/report-vise64" --no-progress
+    $GS package --run "$WORK/vise64" --evaluator "$WORK/eval-vise64" --report "$WORK/report-vise64" --out "$WORK/vise-parts" \
+        --command "python -m gan_studio train-evaluator --data demo --split RUN/split.json --res 64 --out EVAL" \
+        --command "python -m gan_studio evaluate --ckpt RUN --evaluator EVAL --n-per-class 200 --out REPORT"
+) &
+(
+    train vise64-few "$T_FEW" --data demo --ngf 16 --ndf 16 --train-per-class 25 --mode-seeking 1.0
+    $GS train-evaluator --data demo --split "$WORK/vise64-few/split.json" --train-per-class 25 --res 64 --stem-stride 2 --steps 600 \
+        --out "$WORK/eval-vise64-few" --no-progress
+    $GS augment-bench --ckpt "$WORK/vise64-few" --data demo --evaluator "$WORK/eval-vise64-few" \
+        --out "$WORK/bench-vise" $BENCH --no-progress
+) &
+(
+    train coil64-few "$T_FEW" --data "$COIL" --split "$WORK/coil_split.json" --ngf 16 --ndf 16 --train-per-class 12 --mode-seeking 1.0
+    $GS train-evaluator --data "$COIL" --split "$WORK/coil_split.json" --train-per-class 12 --res 64 --stem-stride 2 --steps 600 \
+        --out "$WORK/eval-coil64-few" --no-progress
+    $GS augment-bench --ckpt "$WORK/coil64-few" --data "$COIL" --evaluator "$WORK/eval-coil64-few" \
+        --out "$WORK/bench-coil" $BENCH --no-progress
+) &
+wait
+log "done"
