@@ -41,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--mode-seeking",
         type=float,
         default=0.0,
-        help="weight of the mode-seeking term (MSGAN): try 1.0 when samples of a class all look alike",
+        help="weight of the mode-seeking term (MSGAN) for more variety within a class; large weights "
+        "(1.0) can mix classes up, so start around 0.1 and check CAS",
     )
     p.add_argument("--diffaug", default="color,translation,cutout", help="DiffAugment policy ('' for none)")
     p.add_argument("--no-flip", action="store_true", help="disable random horizontal flips of real images")

@@ -84,8 +84,14 @@ def package_run(
             ),
             "config": run.get("config"),
             "commands": [
-                c for c in [reproducible(run.get("command"), info.step), *(extra_commands or [])] if c
+                c
+                for c in [
+                    _portable(reproducible(run.get("command"), info.step), run_dir),
+                    *(extra_commands or []),
+                ]
+                if c
             ],
+            "evaluator": _evaluator_summary(evaluator_dir) if evaluator_dir else None,
             "has_evaluator": bool(evaluator_dir),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
@@ -112,6 +118,30 @@ def reproducible(command: str | None, step: int) -> str | None:
     if not command or step < 0:
         return command
     return re.sub(r"--steps(\s+|=)\d+", f"--steps {step}", command)
+
+
+def _portable(command: str | None, run_dir: Path) -> str | None:
+    """The command with this machine's run folder written as RUN (the model card's placeholder)."""
+    if not command:
+        return command
+    return command.replace(str(run_dir.resolve()), "RUN").replace(str(run_dir), "RUN")
+
+
+def _evaluator_summary(evaluator_dir: str | Path) -> dict:
+    """What the model card says about the evaluator: architecture, budget and real test accuracy."""
+    from gan_studio.evaluation.classifier import read_training_info
+
+    training = read_training_info(evaluator_dir) or {}
+    split = training.get("split") or {}
+    return {
+        "arch": training.get("arch"),
+        "stem_stride": training.get("stem_stride"),
+        "steps": training.get("steps"),
+        "n_train": split.get("n_train"),
+        "n_test": split.get("n_test"),
+        "test_accuracy": training.get("test_accuracy"),
+        "per_class_accuracy": training.get("per_class_accuracy"),
+    }
 
 
 def _fmt(value) -> str:
@@ -172,6 +202,21 @@ def model_card(summary: dict, metrics: dict | None) -> str:
         "Configuration: see `run.json` (the split is `split.json`; the exact training images `train_files.json`).",
         "",
     ]
+    evaluator = summary.get("evaluator") or {}
+    if evaluator.get("test_accuracy") is not None:
+        per_class = evaluator.get("per_class_accuracy") or {}
+        lines += [
+            "## Evaluator (`evaluator/`)",
+            "",
+            f"{evaluator.get('arch')} trained from scratch on the run's {evaluator.get('n_train')} real train images"
+            f" ({evaluator.get('steps')} steps, stem stride {evaluator.get('stem_stride') or 2}); accuracy on the"
+            f" {evaluator.get('n_test')} held-out real test images: **{evaluator['test_accuracy']:.4f}**.",
+            "",
+            "| class | real test accuracy |",
+            "|---|---|",
+            *[f"| {name} | {_fmt(value)} |" for name, value in per_class.items()],
+            "",
+        ]
     if metrics:
         lines += [
             "## Evaluation (`python -m gan_studio evaluate`)",

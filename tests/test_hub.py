@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,20 @@ def test_pull_explains_offline_and_non_packages(tmp_path):
         pull_run("gan-studio-tests/does-not-exist", local_dir=tmp_path / "x")
     with pytest.raises(HubError, match="not a GAN Studio package"):
         pull_run(tmp_path)
+
+
+def test_package_model_card_reports_the_evaluators_real_accuracy(tiny_run, package, tmp_path):
+    import shutil
+
+    evaluator = tmp_path / "evaluator"
+    shutil.copytree(package / "evaluator", evaluator)
+    training = json.loads((evaluator / "training.json").read_text())
+    training.update(
+        test_accuracy=0.9625, per_class_accuracy={"Nut": 1.0}, split={"n_train": 56, "n_test": 24}, arch="x"
+    )
+    (evaluator / "training.json").write_text(json.dumps(training))
+    out = package_run(tiny_run, tmp_path / "pkg", evaluator_dir=evaluator)
+    assert json.loads((out / "package.json").read_text())["evaluator"]["test_accuracy"] == 0.9625
+    card = (out / "README.md").read_text()
+    assert "## Evaluator" in card and "**0.9625**" in card and "| Nut | 1.0000 |" in card
+    assert "held-out real test images" in card

@@ -88,3 +88,4 @@ def test_package_is_small_loadable_and_carded(tiny_run, tmp_path):
     assert (a - b).abs().mean() < 2.0  # fp16 storage changes pixels by at most rounding noise
     card = (pkg / "README.md").read_text()
     assert "python -m gan_studio train" in card and "Steps: 6" in card
+    assert "--out RUN" in card and str(tiny_run) not in card  # portable: no path of this machine
