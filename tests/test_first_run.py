@@ -116,6 +116,12 @@ def open_tab(page, label: str, key: str):
 
 
 def screenshot(page, name: str) -> None:
+    # Wait until every visible picture has loaded: galleries fetch their files after the event ends.
+    page.wait_for_function(
+        "Array.from(document.querySelectorAll('img')).filter(i => i.offsetParent !== null)"
+        ".every(i => i.complete && i.naturalWidth > 0)",
+        timeout=60 * SECOND,
+    )
     page.screenshot(path=str(ARTIFACTS / f"first-run-{name}.png"), full_page=False)
 
 
@@ -203,5 +209,5 @@ def test_evaluate_and_train_tabs(page):
     screenshot(page, "evaluate")
     open_tab(page, "Train", "train")
     page.locator("#train-check").click()
-    expect(page.locator("#train-report")).to_contain_text("10 classes")
+    expect(page.locator("#train-report")).to_contain_text("10 classes", timeout=300 * SECOND)
     screenshot(page, "train")

@@ -51,9 +51,11 @@ def dataset_of(entry: ModelEntry, fallback: str | None = None) -> tuple[str, str
     folders = [f for f in (entry.run_dir, entry.path) if f is not None]
     for folder in folders:
         data = _read(Path(folder) / "run.json").get("data") or {}
+        if data.get("source") == "demo":  # the built-in data: this machine's cache, wherever it is
+            return "demo", data.get("fit", "center-crop")
         for key in ("root", "source"):
             value = data.get(key)
-            if value and (value == "demo" or Path(value).exists()):
+            if value and Path(value).exists():
                 return value, data.get("fit", "center-crop")
     for folder in folders:
         data = _read(Path(folder) / "evaluator" / "training.json").get("data") or {}

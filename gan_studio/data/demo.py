@@ -1156,6 +1156,9 @@ def make_demo_dataset(
     return out
 
 
+_ENSURE_LOCK = threading.Lock()
+
+
 def ensure_demo_dataset(
     *, per_class: int = 200, size: int = 128, seed: int = 0, progress: bool = True
 ) -> Path:
@@ -1165,12 +1168,15 @@ def ensure_demo_dataset(
     expected = _metadata(per_class, size, seed)
     if _is_complete(root, expected):
         return root
-    try:
-        return make_demo_dataset(root, per_class=per_class, size=size, seed=seed, progress=progress)
-    except OSError:
-        if _is_complete(root, expected):  # another process finished the same dataset first
+    with _ENSURE_LOCK:  # two threads of one app (a warm-up and a click) render it once, not twice
+        if _is_complete(root, expected):
             return root
-        raise
+        try:
+            return make_demo_dataset(root, per_class=per_class, size=size, seed=seed, progress=progress)
+        except OSError:
+            if _is_complete(root, expected):  # another process finished the same dataset first
+                return root
+            raise
 
 
 def make_contact_sheet(
