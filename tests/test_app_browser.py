@@ -10,15 +10,22 @@ from __future__ import annotations
 import json
 import re
 import zipfile
-from pathlib import Path
 
 import pytest
 
 from tests.app_support import running_app, tiny_evaluator
+from tests.browser_support import (
+    ARTIFACTS,
+    CHROMIUM,
+    SECOND,
+    choose,
+    chromium_page,
+    open_tab,
+    set_number,
+    thumbnails,
+)
+from tests.browser_support import screenshot as save_screenshot
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-SECOND = 1000  # Playwright timeouts are in milliseconds
 # Gradio's queue calls pandas APIs that pandas 3 deprecates; not ours to fix.
 pytestmark = [
     pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning"),
@@ -43,62 +50,15 @@ def app(tmp_path_factory, tiny_run, demo_dir):
 @pytest.fixture(scope="module")
 def page(app):
     """One chromium page on the app, shared by the tests of this module (they run in order)."""
-    url = app[0]
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            context = browser.new_context(viewport={"width": 1480, "height": 1000})
-            # Offline: anything but the app itself (CDNs, fonts, telemetry) fails at once instead of hanging.
-            context.route(
-                re.compile(r"^(?!https?://(127\.0\.0\.1|localhost)[:/]).*"), lambda route: route.abort()
-            )
-            page = context.new_page()
-            page.set_default_timeout(60 * SECOND)
-            expect.set_options(timeout=60 * SECOND)
-            page.goto(url, wait_until="domcontentloaded")
-            # demo.load filled the picker: the tiny run and its evaluator are picked.
-            expect(page.locator("#picker-info")).to_contain_text("tiny", timeout=120 * SECOND)
-            expect(page.locator("#picker-evaluator input")).to_have_value(re.compile("tiny-evaluator"))
-            yield page
-        finally:
-            browser.close()
-
-
-def open_tab(page, label: str, key: str):
-    """Click a tab's button and wait for its panel; returns the panel."""
-    page.get_by_role("tab", name=label, exact=True).click()
-    panel = page.locator(f"#tab-{key}")
-    expect(panel).to_be_visible()
-    return panel
+    with chromium_page(app[0], timeout_s=60) as page:
+        # demo.load filled the picker: the tiny run and its evaluator are picked.
+        expect(page.locator("#picker-info")).to_contain_text("tiny", timeout=120 * SECOND)
+        expect(page.locator("#picker-evaluator input")).to_have_value(re.compile("tiny-evaluator"))
+        yield page
 
 
 def screenshot(page, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"browser-{name}.png"), full_page=True)
-
-
-def set_number(page, elem_id: str, value) -> None:
-    """Type into a gr.Number (or the number box of a gr.Slider) and commit it."""
-    box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Tab")
-    expect(box).to_have_value(str(value))
-
-
-def choose(page, elem_id: str, option: str) -> None:
-    """Pick an option of a gr.Dropdown."""
-    box = page.locator(f"#{elem_id} input")
-    box.click()
-    page.locator(f"#{elem_id}").get_by_role("option", name=option, exact=True).click()
-    expect(box).to_have_value(option)
-
-
-def thumbnails(page, elem_id: str):
-    return page.locator(f"#{elem_id} .thumbnail-item img")
+    save_screenshot(page, ARTIFACTS / f"browser-{name}.png", full_page=True)
 
 
 def test_train_tab_trains_a_few_steps(page, app):

@@ -20,13 +20,21 @@ from pathlib import Path
 import pytest
 
 from tests.app_support import free_port
+from tests.browser_support import (
+    ARTIFACTS,
+    CHROMIUM,
+    SECOND,
+    choose,
+    chromium_page,
+    open_tab,
+    set_number,
+    thumbnails,
+)
+from tests.browser_support import screenshot as save_screenshot
 
 REPO = Path(__file__).resolve().parents[1]
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 PACKAGE = REPO / "checkpoints" / "vise-parts"
-SECOND = 1000
 pytestmark = [
     pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning"),
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium: apt-get install -y chromium"),
@@ -87,60 +95,12 @@ def app_url(tmp_path_factory, cache_dir):
 
 @pytest.fixture(scope="module")
 def page(app_url):
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            context = browser.new_context(viewport={"width": 1480, "height": 1000})
-            context.route(
-                re.compile(r"^(?!https?://(127\.0\.0\.1|localhost)[:/]).*"), lambda route: route.abort()
-            )
-            page = context.new_page()
-            page.set_default_timeout(120 * SECOND)
-            expect.set_options(timeout=120 * SECOND)
-            page.goto(app_url, wait_until="domcontentloaded")
-            yield page
-        finally:
-            browser.close()
-
-
-def open_tab(page, label: str, key: str):
-    page.get_by_role("tab", name=label, exact=True).click()
-    panel = page.locator(f"#tab-{key}")
-    expect(panel).to_be_visible()
-    return panel
+    with chromium_page(app_url, timeout_s=120) as page:
+        yield page
 
 
 def screenshot(page, name: str) -> None:
-    # Wait until every visible picture has loaded: galleries fetch their files after the event ends.
-    page.wait_for_function(
-        "Array.from(document.querySelectorAll('img')).filter(i => i.offsetParent !== null)"
-        ".every(i => i.complete && i.naturalWidth > 0)",
-        timeout=60 * SECOND,
-    )
-    page.screenshot(path=str(ARTIFACTS / f"first-run-{name}.png"), full_page=False)
-
-
-def set_number(page, elem_id: str, value) -> None:
-    box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Tab")
-    expect(box).to_have_value(str(value))
-
-
-def choose(page, elem_id: str, option: str) -> None:
-    box = page.locator(f"#{elem_id} input")
-    box.click()
-    page.locator(f"#{elem_id}").get_by_role("option", name=option, exact=True).click()
-    expect(box).to_have_value(option)
-
-
-def thumbnails(page, elem_id: str):
-    return page.locator(f"#{elem_id} .thumbnail-item img")
+    save_screenshot(page, ARTIFACTS / f"first-run-{name}.png", full_page=False)
 
 
 def test_opens_on_the_shipped_package(page):
