@@ -44,6 +44,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="weight of the mode-seeking term (MSGAN) for more variety within a class; large weights "
         "(1.0) can mix classes up, so start around 0.1 and check CAS",
     )
+    p.add_argument(
+        "--class-loss",
+        type=float,
+        default=1.0,
+        help="weight of the auxiliary-classifier loss (AC-GAN): D learns to classify real images, G "
+        "must make fakes it classifies as their class; the strongest lever on CAS (0: projection only)",
+    )
     p.add_argument("--diffaug", default="color,translation,cutout", help="DiffAugment policy ('' for none)")
     p.add_argument("--no-flip", action="store_true", help="disable random horizontal flips of real images")
     p.add_argument("--recon-loss", choices=["mse", "l1", "lpips"], default="mse")
@@ -130,6 +137,7 @@ def config_from_args(args):
         lr_d=args.lr_d,
         ema_decay=args.ema,
         mode_seeking=args.mode_seeking,
+        class_loss=args.class_loss,
         diffaug=args.diffaug,
         flip=not args.no_flip,
         recon_loss=args.recon_loss,

@@ -27,6 +27,22 @@ def test_shapes(resolution, n_classes):
     assert D(x, y).reconstructions is None
 
 
+@pytest.mark.parametrize("n_classes", [1, 4])
+def test_auxiliary_classifier_head(n_classes):
+    """With aux_classifier D also returns class logits (for n > 1 classes), with and without decoders."""
+    D = Discriminator(32, n_classes, width=8, aux_classifier=True)
+    x, y = torch.randn(3, 3, 32, 32), torch.tensor([0, 0, n_classes - 1])
+    for reconstruct in (False, True):
+        out = D(x, y, reconstruct=reconstruct)
+        if n_classes == 1:
+            assert out.class_logits is None and D.classifier is None
+        else:
+            assert out.class_logits.shape == (3, n_classes)
+            out.class_logits.sum().backward()
+            assert D.classifier.parametrizations.weight.original.grad is not None
+    assert Discriminator(32, 4, width=8)(x, y).class_logits is None  # off by default
+
+
 def test_large_resolutions_build():
     for resolution in (512, 1024):
         G = Generator(resolution, 2, width=8, z_dim=8, embed_dim=8)

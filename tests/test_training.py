@@ -358,3 +358,37 @@ def test_mode_seeking_pairs_classes_and_logs_its_term(tmp_path, demo_dir):
     trainer.G.forward = original
     plain = Trainer(_config(demo_dir, tmp_path / "plain", 2, batch=6), progress=False)
     assert plain.train_step().loss_ms == 0.0
+
+
+def test_class_loss_trains_the_auxiliary_classifier_and_old_runs_resume_without_it(tmp_path, demo_dir):
+    """--class-loss: D's classifier learns on reals, G gets the fakes' cross-entropy; legacy runs keep 0."""
+    from gan_studio.training.config import TrainConfig
+    from gan_studio.training.loop import Trainer
+
+    trainer = Trainer(_config(demo_dir, tmp_path / "ac", 2, class_loss=1.0), progress=False)
+    head = trainer.D.classifier.parametrizations.weight.original
+    before = head.detach().clone()
+    fired = []  # per D call: did a loss send a gradient into its class logits?
+    original = trainer.D.forward
+
+    def spy(*args, **kwargs):
+        out = original(*args, **kwargs)
+        index = len(fired)
+        fired.append(False)
+        out.class_logits.register_hook(lambda grad: fired.__setitem__(index, bool(grad.abs().sum() > 0)))
+        return out
+
+    trainer.D.forward = spy
+    stats = trainer.train_step()
+    trainer.D.forward = original
+    assert fired == [False, True, True]  # D on fakes: hinge only; D on reals and the G step: + class CE
+    assert not torch.equal(before, head.detach())
+    assert stats.loss_cls_real > 0 and stats.loss_cls_fake > 0 and 0 <= stats.acc_cls_real <= 1
+
+    plain = Trainer(_config(demo_dir, tmp_path / "proj", 2, class_loss=0.0), progress=False)
+    assert plain.D.classifier is None
+    assert plain.train_step().loss_cls_fake == 0.0
+
+    legacy = TrainConfig().to_dict()
+    del legacy["class_loss"]
+    assert TrainConfig.from_dict(legacy).class_loss == 0.0  # its discriminator has no classifier

@@ -352,8 +352,11 @@ def loss_figure(log: list[dict]):
         ("D loss (fake)", "loss_d_fake", "#0ea5e9"),
         ("G loss", "loss_g", "#f97316"),
         ("D reconstruction", "loss_recon", "#10b981"),
+        ("class CE (fakes)", "loss_cls_fake", "#db2777"),
     )
     for label, key, color in curves:
+        if key == "loss_cls_fake" and not any(r.get(key) for r in log):
+            continue  # runs without the auxiliary classifier
         fig.add_trace(
             go.Scatter(x=steps, y=[r.get(key) for r in log], name=label, mode=mode, line={"color": color}),
             1,

@@ -46,8 +46,16 @@ def translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
     cols = cols.clamp(0, w + 1).expand(b, h, w)
     padded = F.pad(x, (1, 1, 1, 1))
     batch = torch.arange(b, device=x.device)[:, None, None].expand(b, h, w)
-    # Gathering in NHWC and permuting back yields a channels_last tensor, the fast layout on CPU.
-    return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
+    # The gather runs in NHWC (one contiguous pixel per index); the result goes back to the input's
+    # layout, so that D runs in the layout the trainer chose (channels_last only on GPUs by default).
+    shifted = padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
+    return shifted.contiguous(memory_format=_memory_format(x))
+
+
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return torch.channels_last
+    return torch.contiguous_format
 
 
 def cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:

@@ -39,6 +39,12 @@ class DiscriminatorOutput:
     logits: torch.Tensor  # [B, n_patches]: big- and small-branch patch logits, concatenated
     reconstructions: dict[str, torch.Tensor] | None = None
     part: int | None = None  # which quarter (0..3) the part decoder redrew
+    class_logits: torch.Tensor | None = None  # [B, n_classes] from the auxiliary classifier, if any
+
+
+def spectral_norm_linear(in_features: int, out_features: int, sn: bool) -> nn.Module:
+    layer = nn.Linear(in_features, out_features)
+    return nn.utils.parametrizations.spectral_norm(layer) if sn else layer
 
 
 def crop_quarter(x: torch.Tensor, part: int) -> torch.Tensor:
@@ -65,10 +71,12 @@ class Discriminator(
         n_classes: int = 1,
         width: int = 64,
         spectral_norm: bool = True,
+        aux_classifier: bool = False,
     ):
         super().__init__()
         self.resolution = check_resolution(resolution)
         self.n_classes = int(n_classes)
+        self.aux_classifier = bool(aux_classifier) and self.n_classes > 1
         sn = spectral_norm
         R = resolution
 
@@ -125,6 +133,13 @@ class Discriminator(
         self.decoder_big = SimpleDecoder(d_channels(8, width), self.rec_size, width, sn)
         self.decoder_part = SimpleDecoder(d_channels(16, width), self.part_size, width, sn)
         self.decoder_small = SimpleDecoder(small_ch, self.rec_size, width, sn)
+        # Auxiliary classifier (AC-GAN, Odena et al. 2017) on both branches' pooled features. The
+        # projection term alone taught class identity slowly on few images (CAS 0.15 after 857 steps
+        # at 64 px); a cross-entropy head that D learns on real images and G must satisfy on fakes
+        # makes the class decide the shape from the first few hundred steps.
+        self.classifier = (
+            spectral_norm_linear(head_ch + small_ch, self.n_classes, sn) if self.aux_classifier else None
+        )
         for emb in (self.embed_big, self.embed_small):
             nn.init.normal_(emb.weight, std=0.02)
 
@@ -154,8 +169,12 @@ class Discriminator(
             1, keepdim=True
         )
         logits = torch.cat([logits_big + proj_big, logits_small + proj_small], dim=1)
+        class_logits = None
+        if self.classifier is not None:
+            pooled = torch.cat([h.mean(dim=(2, 3)), feat_small.mean(dim=(2, 3))], dim=1)
+            class_logits = self.classifier(pooled)
         if not reconstruct:
-            return DiscriminatorOutput(logits)
+            return DiscriminatorOutput(logits, class_logits=class_logits)
 
         if part is None:
             part = int(torch.randint(0, 4, ()).item())
@@ -165,7 +184,7 @@ class Discriminator(
             "small": self.decoder_small(feat_small),
             "part": self.decoder_part(crop_quarter(feat16, part)),
         }
-        return DiscriminatorOutput(logits, recs, part)
+        return DiscriminatorOutput(logits, recs, part, class_logits)
 
     def reconstruction_targets(self, images: torch.Tensor, part: int) -> dict[str, torch.Tensor]:
         """What each decoder should have drawn, at the decoder's own resolution."""

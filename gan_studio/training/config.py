@@ -31,6 +31,7 @@ class TrainConfig:
     recon_loss: str = "mse"  # mse | l1 | lpips (needs its backbone weights locally)
     recon_weight: float = 1.0
     mode_seeking: float = 0.0  # weight of MSGAN's mode-seeking term (0: off)
+    class_loss: float = 1.0  # weight of the auxiliary-classifier (AC-GAN) loss; 0: projection only
     # augmentation
     diffaug: str = "color,translation,cutout"
     flip: bool = True
@@ -55,7 +56,14 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
+        data = dict(data)
+        # Runs saved before a knob existed trained without it: resume them as they were.
+        for name, legacy_value in cls.LEGACY_DEFAULTS.items():
+            data.setdefault(name, legacy_value)
         return cls(**{k: v for k, v in data.items() if k in names})
+
+    # Values of options that older runs lack (their D has no auxiliary classifier, for example).
+    LEGACY_DEFAULTS = {"mode_seeking": 0.0, "class_loss": 0.0}
 
     # Options that may change when a run is resumed (they do not alter the training trajectory).
     RESUMABLE_OVERRIDES = (

@@ -56,6 +56,9 @@ class StepStats:
     logits_fake: float
     r_t: float  # ADA's over-fitting signal E[sign(D(real))]: near 1 means D memorises the reals
     loss_ms: float = 0.0  # mode-seeking term (0 when --mode-seeking is off)
+    loss_cls_real: float = 0.0  # D's auxiliary-classifier cross-entropy on reals (0 when off)
+    loss_cls_fake: float = 0.0  # the same classifier's cross-entropy on G's fakes (G minimises it)
+    acc_cls_real: float = 0.0  # that classifier's accuracy on the (augmented) real batch
 
 
 def hardware_summary(device: torch.device, world_size: int) -> dict:
@@ -78,6 +81,7 @@ def hardware_summary(device: torch.device, world_size: int) -> dict:
         "processes": world_size,
         "cpu_threads": torch.get_num_threads(),
         "torch": torch.__version__,
+        "malloc_tunables": os.environ.get("GLIBC_TUNABLES"),  # see gan_studio/utils/allocator.py
     }
 
 
@@ -225,7 +229,9 @@ class Trainer:
             embed_dim=cfg.embed_dim,
             spectral_norm=cfg.g_spectral_norm,
         )
-        self.D = Discriminator(resolution=cfg.resolution, n_classes=n, width=cfg.d_width)
+        self.D = Discriminator(
+            resolution=cfg.resolution, n_classes=n, width=cfg.d_width, aux_classifier=cfg.class_loss > 0
+        )
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.G.to(memory_format=memory_format)
         self.D.to(memory_format=memory_format)
@@ -361,16 +367,27 @@ class Trainer:
         loss_recon = sum(
             self.recon_loss(out_real.reconstructions[k].float(), targets[k].float()) for k in targets
         )
-        self.accelerator.backward(loss_d_real + cfg.recon_weight * loss_recon)
+        loss_cls_real = torch.zeros((), device=self.device)
+        acc_cls_real = torch.zeros((), device=self.device)
+        if out_real.class_logits is not None:
+            class_logits = out_real.class_logits.float()
+            loss_cls_real = F.cross_entropy(class_logits, labels)
+            acc_cls_real = (class_logits.argmax(1) == labels).float().mean()
+        self.accelerator.backward(
+            loss_d_real + cfg.recon_weight * loss_recon + cfg.class_loss * loss_cls_real
+        )
         self.opt_d.step()
 
         # G step through the updated D (its weights frozen: no D gradients are computed).
         self.opt_g.zero_grad(set_to_none=True)
         D_plain.requires_grad_(False)
         with autocast(self.device, self.precision):
-            logits_g = D_plain(fake_aug, labels).logits.float()
-        loss_g = -logits_g.mean()
-        self.accelerator.backward(loss_g + cfg.mode_seeking * loss_ms)
+            out_g = D_plain(fake_aug, labels)
+        loss_g = -out_g.logits.float().mean()
+        loss_cls_fake = torch.zeros((), device=self.device)
+        if out_g.class_logits is not None:
+            loss_cls_fake = F.cross_entropy(out_g.class_logits.float(), labels)
+        self.accelerator.backward(loss_g + cfg.mode_seeking * loss_ms + cfg.class_loss * loss_cls_fake)
         D_plain.requires_grad_(True)
         self.opt_g.step()
         # EMA ramp-up: average over roughly the steps so far until the full horizon is reached, so
@@ -387,6 +404,9 @@ class Trainer:
             logits_fake=logits_fake.mean().item(),
             r_t=torch.sign(logits_real).mean().item(),
             loss_ms=loss_ms.item(),
+            loss_cls_real=loss_cls_real.item(),
+            loss_cls_fake=loss_cls_fake.item(),
+            acc_cls_real=acc_cls_real.item(),
         )
 
     # ----------------------------------------------------------------------------- outputs
