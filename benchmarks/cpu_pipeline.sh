@@ -35,11 +35,13 @@ python benchmarks/coil100_split.py "$COIL" "$WORK/coil_split.json"
 # `--data demo` reads the cached demo data: render it once, before three trainings want it at once.
 python -c "from gan_studio.data.demo import ensure_demo_dataset; ensure_demo_dataset()"
 (
-    train vise64 "$T_SHIP" --data demo --ngf 24 --ndf 24
-    $GS train-evaluator --data demo --split "$WORK/vise64/split.json" --res 64 --steps 1500 --out "$WORK/eval-vise64" --no-progress
+    # Session 3's shipped run: the auxiliary-classifier loss (default --class-loss 1) and a small
+    # mode-seeking term; its evaluator trains for 3000 steps (stem stride 1, auto at 64 px).
+    train vise64 "$T_SHIP" --data demo --ngf 24 --ndf 24 --mode-seeking 0.1
+    $GS train-evaluator --data demo --split "$WORK/vise64/split.json" --res 64 --steps 3000 --out "$WORK/eval-vise64" --no-progress
     $GS evaluate --ckpt "$WORK/vise64" --evaluator "$WORK/eval-vise64" --n-per-class 200 --out "$WORK/report-vise64" --no-progress
     $GS package --run "$WORK/vise64" --evaluator "$WORK/eval-vise64" --report "$WORK/report-vise64" --out "$WORK/vise-parts" \
-        --command "python -m gan_studio train-evaluator --data demo --split RUN/split.json --res 64 --out EVAL" \
+        --command "python -m gan_studio train-evaluator --data demo --split RUN/split.json --res 64 --steps 3000 --out EVAL" \
         --command "python -m gan_studio evaluate --ckpt RUN --evaluator EVAL --n-per-class 200 --out REPORT"
 ) &
 (

@@ -17,7 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("train", help="train (or --resume) a class-conditional FastGAN")
     p.add_argument(
-        "--data", required=True, help="dataset folder (one subfolder per class), a .zip of one, or 'demo'"
+        "--data",
+        default=None,
+        help="dataset folder (one subfolder per class), a .zip of one, or 'demo' (with --resume: the "
+        "run's own, from its run.json)",
     )
     p.add_argument("--out", required=True, help="run folder (checkpoints, samples, logs)")
     p.add_argument("--res", type=int, default=64, help="image resolution: 32, 64, 128, 256, 512 or 1024")
@@ -160,6 +163,8 @@ def run_train(args) -> int:
     from gan_studio.training.loop import Trainer
 
     check_resolution(args.res)
+    if args.data is None and not args.resume:
+        raise ValueError("train needs --data: a dataset folder, a .zip of one, or 'demo'.")
     import shlex
     import sys
 

@@ -325,7 +325,10 @@ def test_training_runs_in_the_background_stops_and_resumes(tmp_path, demo_dir):
     stopped = wait_for(lambda: (p := manager.progress(run_dir)).state == "stopped" and not p.alive and p)
     assert stopped.checkpoints and stopped.checkpoints[0]["step"] == stopped.step
     assert stopped.samples is not None and stopped.reconstructions is not None and stopped.log
-    assert loss_figure(stopped.log).data[0].name == "D loss (real)"
+    names = [trace.name for trace in loss_figure(stopped.log).data]
+    assert names[0] == "D loss (real)" and "class CE (fakes)" in names  # the run has the AC head
+    legacy = [{k: v for k, v in record.items() if not k.startswith("loss_cls")} for record in stopped.log]
+    assert "class CE (fakes)" not in [trace.name for trace in loss_figure(legacy).data]
     assert "stopped" in stopped.summary()
 
     manager.resume(run_dir, stopped.step + 2)

@@ -218,6 +218,12 @@ def test_cli_train_then_resume_more_steps(tmp_path, demo_dir):
     proc = run_cli("train", *args, "--steps", "5", "--resume")
     assert proc.returncode == 0, proc.stderr
     assert ckpt.latest_checkpoint(out).name == "step_0000005"
+    # --resume alone knows its data from run.json; a new run without --data is refused in one line.
+    proc = run_cli("train", "--out", out, "--steps", "6", "--resume", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert ckpt.latest_checkpoint(out).name == "step_0000006"
+    proc = run_cli("train", "--out", out.parent / "no-data", "--steps", "6")
+    assert proc.returncode == 2 and "needs --data" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_cli_refuses_folder_without_classes(tmp_path):
