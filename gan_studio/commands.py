@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=1.0,
         help="weight of the auxiliary-classifier loss (AC-GAN): D learns to classify real images, G "
-        "must make fakes it classifies as their class; the strongest lever on CAS (0: projection only)",
+        "must make fakes it classifies as their class (0: the projection term only)",
     )
     p.add_argument("--diffaug", default="color,translation,cutout", help="DiffAugment policy ('' for none)")
     p.add_argument("--no-flip", action="store_true", help="disable random horizontal flips of real images")

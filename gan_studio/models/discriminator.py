@@ -24,6 +24,7 @@ from gan_studio.models.layers import (
     SimpleDecoder,
     SkipLayerExcitation,
     conv2d,
+    linear,
 )
 
 # Discriminator channels at feature size s are FastGAN's G channels at 2s (times ndf).
@@ -40,11 +41,6 @@ class DiscriminatorOutput:
     reconstructions: dict[str, torch.Tensor] | None = None
     part: int | None = None  # which quarter (0..3) the part decoder redrew
     class_logits: torch.Tensor | None = None  # [B, n_classes] from the auxiliary classifier, if any
-
-
-def spectral_norm_linear(in_features: int, out_features: int, sn: bool) -> nn.Module:
-    layer = nn.Linear(in_features, out_features)
-    return nn.utils.parametrizations.spectral_norm(layer) if sn else layer
 
 
 def crop_quarter(x: torch.Tensor, part: int) -> torch.Tensor:
@@ -133,13 +129,10 @@ class Discriminator(
         self.decoder_big = SimpleDecoder(d_channels(8, width), self.rec_size, width, sn)
         self.decoder_part = SimpleDecoder(d_channels(16, width), self.part_size, width, sn)
         self.decoder_small = SimpleDecoder(small_ch, self.rec_size, width, sn)
-        # Auxiliary classifier (AC-GAN, Odena et al. 2017) on both branches' pooled features. The
-        # projection term alone taught class identity slowly on few images (CAS 0.15 after 857 steps
-        # at 64 px); a cross-entropy head that D learns on real images and G must satisfy on fakes
-        # makes the class decide the shape from the first few hundred steps.
-        self.classifier = (
-            spectral_norm_linear(head_ch + small_ch, self.n_classes, sn) if self.aux_classifier else None
-        )
+        # Auxiliary classifier (AC-GAN, Odena et al. 2017) on both branches' pooled features: D learns
+        # it on real images and G must satisfy it on fakes, a direct class signal next to the
+        # projection term. Inside a spectrally normalised D it learns slowly (BENCHMARKS.md).
+        self.classifier = linear(head_ch + small_ch, self.n_classes, sn=sn) if self.aux_classifier else None
         for emb in (self.embed_big, self.embed_small):
             nn.init.normal_(emb.weight, std=0.02)
 

@@ -27,6 +27,11 @@ def conv2d(*args, sn: bool = True, **kwargs) -> nn.Module:
     return spectral_norm(layer) if sn else layer
 
 
+def linear(*args, sn: bool = True, **kwargs) -> nn.Module:
+    layer = nn.Linear(*args, **kwargs)
+    return spectral_norm(layer) if sn else layer
+
+
 def conv_transpose2d(*args, sn: bool = True, **kwargs) -> nn.Module:
     layer = nn.ConvTranspose2d(*args, **kwargs)
     return spectral_norm(layer) if sn else layer

@@ -63,7 +63,7 @@ class TrainConfig:
         return cls(**{k: v for k, v in data.items() if k in names})
 
     # Values of options that older runs lack (their D has no auxiliary classifier, for example).
-    LEGACY_DEFAULTS = {"mode_seeking": 0.0, "class_loss": 0.0}
+    LEGACY_DEFAULTS = {"class_loss": 0.0}
 
     # Options that may change when a run is resumed (they do not alter the training trajectory).
     RESUMABLE_OVERRIDES = (
