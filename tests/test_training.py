@@ -346,22 +346,35 @@ def test_few_shot_subset_and_adopted_split(tmp_path, demo_dir):
 
 
 def test_mode_seeking_pairs_classes_and_logs_its_term(tmp_path, demo_dir):
-    """--mode-seeking: fakes come in same-class pairs and the (positive) term is logged per step."""
+    """--mode-seeking: fakes come in same-class pairs, reals keep their own labels, and the
+    (positive) term is logged per step."""
     from gan_studio.training.loop import Trainer
 
     trainer = Trainer(_config(demo_dir, tmp_path / "ms", 2, mode_seeking=1.0, batch=6), progress=False)
     seen = {}
-    original = trainer.G.forward
+    original, original_batch, original_d = trainer.G.forward, trainer._real_batch, trainer.D.forward
 
     def spy(z, labels, *args, **kwargs):
         seen["labels"] = labels.clone()
         return original(z, labels, *args, **kwargs)
 
-    trainer.G.forward = spy
+    def batch_spy():
+        images, labels = original_batch()
+        labels = torch.tensor([0, 1, 2, 3, 4, 5])  # six classes: no pair is alike by chance
+        seen["real"] = labels.clone()
+        return images, labels
+
+    def d_spy(images, labels, reconstruct=False, part=None):
+        if reconstruct:  # the real pass (the only one that reconstructs)
+            seen["d_real"] = labels.clone()
+        return original_d(images, labels, reconstruct=reconstruct, part=part)
+
+    trainer.G.forward, trainer._real_batch, trainer.D.forward = spy, batch_spy, d_spy
     stats = trainer.train_step()
     assert torch.equal(seen["labels"][:3], seen["labels"][3:])
+    assert torch.equal(seen["d_real"], seen["real"])  # D judges each real image under its own class
     assert 0 < stats.loss_ms < float("inf")
-    trainer.G.forward = original
+    trainer.G.forward, trainer._real_batch, trainer.D.forward = original, original_batch, original_d
     plain = Trainer(_config(demo_dir, tmp_path / "plain", 2, batch=6), progress=False)
     assert plain.train_step().loss_ms == 0.0
 

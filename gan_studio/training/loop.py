@@ -332,14 +332,17 @@ class Trainer:
         real, labels = self._real_batch()
         z = torch.randn(real.shape[0], cfg.z_dim, device=self.device)
         half = real.shape[0] // 2
+        # The fakes' classes. They are the real batch's classes (so D compares like with like),
+        # except that with mode seeking pairs of fakes share a class (the second half repeats the
+        # first half's), so that the term below compares two latents of the same class. The reals
+        # keep their own labels: relabelling them would teach D's class terms wrong answers.
+        fake_labels = labels
         if cfg.mode_seeking > 0 and half:
-            # Pairs of fakes share a class (the second half repeats the first half's labels), so
-            # that the mode-seeking term below compares two latents of the same class.
-            labels = labels.clone()
-            labels[half : 2 * half] = labels[:half]
+            fake_labels = labels.clone()
+            fake_labels[half : 2 * half] = labels[:half]
 
         with autocast(self.device, self.precision):
-            fake = G(z, labels)
+            fake = G(z, fake_labels)
         loss_ms = torch.zeros((), device=self.device)
         if cfg.mode_seeking > 0 and half:
             # MSGAN (Mao et al. 2019): penalise a generator whose images move less than its latents,
@@ -355,7 +358,7 @@ class Trainer:
         self.opt_d.zero_grad(set_to_none=True)
         with self.accelerator.no_sync(D):
             with autocast(self.device, self.precision):
-                out_fake = D(fake_aug.detach(), labels)
+                out_fake = D(fake_aug.detach(), fake_labels)
             logits_fake = out_fake.logits.float()
             loss_d_fake = F.relu(torch.rand_like(logits_fake) * 0.2 + 0.8 + logits_fake).mean()
             self.accelerator.backward(loss_d_fake)
@@ -382,11 +385,11 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         D_plain.requires_grad_(False)
         with autocast(self.device, self.precision):
-            out_g = D_plain(fake_aug, labels)
+            out_g = D_plain(fake_aug, fake_labels)
         loss_g = -out_g.logits.float().mean()
         loss_cls_fake = torch.zeros((), device=self.device)
         if out_g.class_logits is not None:
-            loss_cls_fake = F.cross_entropy(out_g.class_logits.float(), labels)
+            loss_cls_fake = F.cross_entropy(out_g.class_logits.float(), fake_labels)
         self.accelerator.backward(loss_g + cfg.mode_seeking * loss_ms + cfg.class_loss * loss_cls_fake)
         D_plain.requires_grad_(True)
         self.opt_g.step()
