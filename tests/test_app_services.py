@@ -387,3 +387,24 @@ def test_real_data_warm_up_decodes_the_default_generators_split(tmp_path, tiny_r
     cached = list(studio.real_data._cache.values())
     assert len(cached) == 1 and len(cached[0].train) and len(cached[0].test)
     assert studio.real_data.get(studio.registry.generators()[0]) is cached[0]  # served from the warm cache
+
+
+def test_model_line_shows_headline_metrics_without_misleading_rounding(tmp_path):
+    from gan_studio.app.common import entry_markdown
+    from gan_studio.registry import ModelEntry
+
+    entry = ModelEntry(
+        id="vise-parts",
+        kind=GENERATOR,
+        path=tmp_path,
+        source="package",
+        class_names=("A", "B"),
+        resolution=64,
+        step=5815,
+        metrics={"cas": 0.5975, "fid": 52.513, "memorization": 0.0057},
+    )
+    line = entry_markdown(entry, None)
+    assert "step 5815" in line
+    assert "CAS 60%" in line and "FID 52.5" in line
+    # The bar for near-copies is 1%: 0.57% must not be shown as "1%".
+    assert "near-copies 0.6%" in line and "near-copies 1%" not in line

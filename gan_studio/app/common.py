@@ -123,15 +123,16 @@ def entry_markdown(entry: ModelEntry | None, evaluator: ModelEntry | None) -> st
     metrics = entry.metrics
     if metrics:
         shown = []
-        for key, label, pct in (
-            ("cas", "CAS", True),
-            ("fid", "FID", False),
-            ("precision", "precision", False),
-            ("coverage", "coverage", False),
-            ("memorization", "near-copies", True),
+        # Near-copies get a decimal: the bar is 1%, and 0.55% must not read as "1%".
+        for key, label, fmt in (
+            ("cas", "CAS", percent),
+            ("fid", "FID", "{:.3g}".format),
+            ("precision", "precision", "{:.3g}".format),
+            ("coverage", "coverage", "{:.3g}".format),
+            ("memorization", "near-copies", lambda v: f"{100 * v:.1f}%"),
         ):
             if key in metrics:
-                shown.append(f"{label} {percent(metrics[key]) if pct else f'{metrics[key]:.3g}'}")
+                shown.append(f"{label} {fmt(metrics[key])}")
         bits.append("metrics: " + ", ".join(shown))
     if evaluator is not None and "test_accuracy" in evaluator.metrics:
         bits.append(f"evaluator test accuracy {percent(evaluator.metrics['test_accuracy'])}")
