@@ -86,7 +86,7 @@ def package_run(
             "commands": [
                 c
                 for c in [
-                    _portable(reproducible(run.get("command"), info.step), run_dir),
+                    *training_commands(run, info.step, run_dir),
                     *(extra_commands or []),
                 ]
                 if c
@@ -108,6 +108,42 @@ def package_run(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+def training_commands(run: dict, step: int, run_dir: Path) -> list[str | None]:
+    """The commands that retrace the run: its first command, then each phase's resume (with a guide's
+    own train-evaluator command before the phase that adds it), each with ``--steps`` at the step the
+    next phase took over (the last at ``step``)."""
+    phases = run.get("phases") or []
+    ends = [p["from_step"] for p in phases] + [step]
+    commands = [_portable(reproducible(run.get("command"), ends[0]), run_dir)]
+    for phase, end in zip(phases, ends[1:]):
+        command = phase.get("command")
+        guide = phase.get("changes", {}).get("guide")
+        if guide:
+            commands.append(_guide_command(Path(guide)))
+            command = command and command.replace(guide, "GUIDE")
+        commands.append(_portable(reproducible(command, end), run_dir))
+    return commands
+
+
+def _guide_command(guide_dir: Path) -> str:
+    """train-evaluator command that remakes a guide classifier, from its training.json."""
+    info = ckpt.read_json(guide_dir / "training.json") if (guide_dir / "training.json").is_file() else {}
+    if not info.get("arch"):
+        return f"# guide classifier {guide_dir.name}: no training.json records how it was made"
+    data = info.get("data", {})
+    parts = [
+        f"python -m gan_studio train-evaluator --data {data.get('source', 'DATA')} --split RUN/split.json",
+        f"--arch {info.get('arch')} --stem-stride {info.get('stem_stride')} --res {data.get('resolution')}",
+        f"--steps {info.get('steps')} --batch {info.get('batch_size')} --lr {info.get('lr')}",
+        f"--seed {info.get('seed')}",
+    ]
+    if info.get("augment") not in (None, "classic"):
+        parts.append(f"--augment {info['augment']}")
+    if info.get("init_weights"):
+        parts.append("--weights WEIGHTS")
+    return " ".join([*parts, "--out GUIDE"])
 
 
 def reproducible(command: str | None, step: int) -> str | None:

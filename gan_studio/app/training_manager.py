@@ -353,10 +353,11 @@ def loss_figure(log: list[dict]):
         ("G loss", "loss_g", "#f97316"),
         ("D reconstruction", "loss_recon", "#10b981"),
         ("class CE (fakes)", "loss_cls_fake", "#db2777"),
+        ("guide CE (fakes)", "loss_guide", "#854d0e"),
     )
     for label, key, color in curves:
-        if key == "loss_cls_fake" and not any(r.get(key) for r in log):
-            continue  # runs without the auxiliary classifier
+        if key in ("loss_cls_fake", "loss_guide") and not any(r.get(key) for r in log):
+            continue  # runs without the auxiliary classifier / without a guide
         fig.add_trace(
             go.Scatter(x=steps, y=[r.get(key) for r in log], name=label, mode=mode, line={"color": color}),
             1,
@@ -373,6 +374,18 @@ def loss_figure(log: list[dict]):
         2,
         1,
     )
+    if any(r.get("loss_guide") for r in log):
+        fig.add_trace(
+            go.Scatter(
+                x=steps,
+                y=[r.get("acc_guide_fake") for r in log],
+                name="guide accuracy on fakes",
+                mode=mode,
+                line={"color": "#854d0e", "dash": "dot"},
+            ),
+            2,
+            1,
+        )
     fig.update_layout(
         height=400,
         margin={"l": 40, "r": 10, "t": 60, "b": 30},

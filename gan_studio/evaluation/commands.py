@@ -215,6 +215,14 @@ def _real_data_source(args, run_dir: Path | None) -> tuple[str, str]:
     )
 
 
+def _package_dir(ckpt: Path) -> Path | None:
+    """The package folder of ``--ckpt`` (the package itself or its generator/ folder), else None."""
+    for folder in (ckpt, ckpt.parent):
+        if (folder / "package.json").is_file() and (folder / "run.json").is_file():
+            return folder
+    return None
+
+
 def _split_path(args, run_dir: Path | None) -> Path:
     candidates = (
         [args.split]
@@ -274,8 +282,10 @@ def run_evaluate(args) -> int:
             f"The evaluator '{args.evaluator}' knows classes {evaluator.class_names} but the generator has "
             f"{info.class_names}. Train an evaluator on the generator's dataset (train-evaluator --data ...)."
         )
-    source, fit = _real_data_source(args, info.run_dir)
-    split_path = _split_path(args, info.run_dir)
+    # A package carries its run's run.json and split.json, so it names its own data and split too.
+    record_dir = info.run_dir or _package_dir(Path(args.ckpt))
+    source, fit = _real_data_source(args, record_dir)
+    split_path = _split_path(args, record_dir)
     real = load_labeled_images(source, info.resolution, fit=fit, progress=progress)
     if list(real.class_names) != list(info.class_names):
         raise DatasetError(

@@ -32,6 +32,10 @@ class TrainConfig:
     recon_weight: float = 1.0
     mode_seeking: float = 0.0  # weight of MSGAN's mode-seeking term (0: off)
     class_loss: float = 1.0  # weight of the auxiliary-classifier (AC-GAN) loss; 0: projection only
+    # A frozen classifier trained beforehand on the real train split (train-evaluator --out). G also
+    # minimises its cross-entropy on the fakes: class knowledge D's own head needs ~10^5 images to learn.
+    guide: str | None = None
+    guide_weight: float = 0.0
     # augmentation
     diffaug: str = "color,translation,cutout"
     flip: bool = True
@@ -49,6 +53,10 @@ class TrainConfig:
     keep_checkpoints: int = 3
     channels_last: str = "auto"  # auto (GPUs only) | on | off
     extra: dict = field(default_factory=dict)
+
+    # Options that may change on --resume to start a new training phase (e.g. add a guide once the
+    # classes have formed). They alter the trajectory, so run.json records each change and its step.
+    PHASE_OPTIONS = ("mode_seeking", "guide", "guide_weight")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -4,7 +4,8 @@ One iteration (FastGAN's schedule, one generator forward per step):
   1. G draws a batch of fakes for the classes of a real batch; both are DiffAugmented.
   2. D step: hinge loss on fakes (detached) and on reals, plus the reconstruction loss of D's
      decoders on the real batch.
-  3. G step: -D(fake), through the updated D; then the EMA generator follows G.
+  3. G step: -D(fake), through the updated D (plus, when set, the mode-seeking term and a frozen
+     guide classifier's cross-entropy); then the EMA generator follows G.
 
 Data-parallel training is built on accelerate: under ``torchrun --nproc_per_node N`` each process
 draws its own batches and DDP averages gradients, so every rank holds identical weights.
@@ -59,6 +60,8 @@ class StepStats:
     loss_cls_real: float = 0.0  # D's auxiliary-classifier cross-entropy on reals (0 when off)
     loss_cls_fake: float = 0.0  # the same classifier's cross-entropy on G's fakes (G minimises it)
     acc_cls_real: float = 0.0  # that classifier's accuracy on the (augmented) real batch
+    loss_guide: float = 0.0  # the guide classifier's cross-entropy on the fakes (0 when off)
+    acc_guide_fake: float = 0.0  # the guide's accuracy on the fakes: a running CAS-like signal
 
 
 def hardware_summary(device: torch.device, world_size: int) -> dict:
@@ -109,18 +112,31 @@ class Trainer:
     """Owns the models, optimisers, data and run directory of one training run."""
 
     def __init__(
-        self, config: TrainConfig, *, resume: bool = False, progress: bool = True, command: str | None = None
+        self,
+        config: TrainConfig,
+        *,
+        resume: bool = False,
+        progress: bool = True,
+        command: str | None = None,
+        phase_options: dict | None = None,
     ):
+        """``phase_options``: values of ``TrainConfig.PHASE_OPTIONS`` given explicitly for a resume;
+        those that differ from the run's start a new phase (recorded in run.json)."""
         self.command = command  # the CLI line that started the run, recorded for model cards
         self.resume = resume
         self.progress = progress
         self.run_dir = Path(config.out)
         self.stop_requested = False
 
+        self.phase_changes: dict = {}
         if resume:
-            config = self._config_for_resume(config)
+            config = self._config_for_resume(config, phase_options or {})
+        elif phase_options:
+            config = TrainConfig.from_dict({**config.to_dict(), **phase_options})
         self.config = cfg = config
         parse_policy(cfg.diffaug)
+        if cfg.guide_weight > 0 and not cfg.guide:
+            raise ValueError("--guide-weight needs --guide GUIDE_DIR (a classifier from train-evaluator).")
 
         device = pick_device(cfg.device)
         self.accelerator = Accelerator(cpu=device.type == "cpu")
@@ -148,6 +164,8 @@ class Trainer:
         self.train_seconds = 0.0  # cumulative over resumes, excluding start-up
         if resume:
             self._load_latest()
+            if self.phase_changes and self.is_main:
+                self._record_phase()
         elif self.is_main:
             if ckpt.list_checkpoints(self.run_dir):
                 raise ckpt.CheckpointError(
@@ -162,12 +180,13 @@ class Trainer:
         )
         self.recon_loss = reconstruction_loss(cfg.recon_loss)
         self.policy = parse_policy(cfg.diffaug)
+        self.guide_policy = parse_policy("color,translation")
         grid_gen = torch.Generator().manual_seed(1234)
         self.grid_z = torch.randn(len(self.class_names) * 8, cfg.z_dim, generator=grid_gen)
         self.grid_labels = torch.arange(len(self.class_names)).repeat_interleave(8)
 
     # ----------------------------------------------------------------------------- set-up
-    def _config_for_resume(self, cli_config: TrainConfig) -> TrainConfig:
+    def _config_for_resume(self, cli_config: TrainConfig, phase_options: dict) -> TrainConfig:
         run_json = self.run_dir / "run.json"
         if not run_json.is_file() or ckpt.latest_checkpoint(self.run_dir) is None:
             raise ckpt.CheckpointError(
@@ -177,7 +196,24 @@ class Trainer:
         saved = TrainConfig.from_dict(ckpt.read_json(run_json)["config"])
         for name in TrainConfig.RESUMABLE_OVERRIDES:
             setattr(saved, name, getattr(cli_config, name))
+        for name, value in phase_options.items():
+            if name not in TrainConfig.PHASE_OPTIONS:
+                raise ValueError(f"'{name}' cannot change when a run is resumed.")
+            if value != getattr(saved, name):
+                self.phase_changes[name] = value
+                setattr(saved, name, value)
         return saved
+
+    def _record_phase(self) -> None:
+        """A resume that changed a phase option: save the new config and when it took effect, so
+        the run (and a model card made from it) says exactly how it was trained."""
+        run_json = self.run_dir / "run.json"
+        info = ckpt.read_json(run_json)
+        info["config"] = self.config.to_dict()
+        info.setdefault("phases", []).append(
+            {"from_step": self.step, "changes": dict(self.phase_changes), "command": self.command}
+        )
+        ckpt.write_json_atomic(run_json, info)
 
     def _load_data(self) -> None:
         cfg = self.config
@@ -241,6 +277,27 @@ class Trainer:
         fused = self.device.type in ("cpu", "cuda")
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=betas, fused=fused)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=betas, fused=fused)
+        self.guide = self._load_guide() if cfg.guide and cfg.guide_weight > 0 else None
+
+    def _load_guide(self):
+        """The frozen guide classifier (eval mode, no parameter gradients; gradients reach G only)."""
+        from gan_studio.evaluation.classifier import load_evaluator
+
+        try:
+            with torch.random.fork_rng(devices=[]):  # building it draws random weights: keep the run's RNG
+                guide = load_evaluator(self.config.guide, device=self.device)
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(
+                f"{exc} (--guide of this run; make it with train-evaluator --split "
+                f"{self.run_dir / 'split.json'} so that it never sees test images)"
+            ) from None
+        if guide.class_names != self.class_names:
+            raise ValueError(
+                f"The guide '{self.config.guide}' knows the classes {guide.class_names}, this run trains "
+                f"{self.class_names}. Train the guide on the same dataset (train-evaluator --split "
+                f"{self.run_dir / 'split.json'})."
+            )
+        return guide.eval().requires_grad_(False)
 
     def _write_run_files(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -390,7 +447,25 @@ class Trainer:
         loss_cls_fake = torch.zeros((), device=self.device)
         if out_g.class_logits is not None:
             loss_cls_fake = F.cross_entropy(out_g.class_logits.float(), fake_labels)
-        self.accelerator.backward(loss_g + cfg.mode_seeking * loss_ms + cfg.class_loss * loss_cls_fake)
+        loss_guide = torch.zeros((), device=self.device)
+        acc_guide = torch.zeros((), device=self.device)
+        if self.guide is not None:
+            # Its own mild augmentation (colour, translation; no cutout, which it never saw in
+            # training): G must make the class visible wherever the part lands, not a pixel pattern.
+            guide_in = diff_augment(fake, self.guide_policy)
+            if guide_in.shape[-1] != self.guide.resolution:
+                size = (self.guide.resolution, self.guide.resolution)
+                guide_in = F.interpolate(guide_in.float(), size=size, mode="bilinear", antialias=True)
+            with autocast(self.device, self.precision):
+                guide_logits = self.guide(guide_in).float()
+            loss_guide = F.cross_entropy(guide_logits, fake_labels)
+            acc_guide = (guide_logits.argmax(1) == fake_labels).float().mean()
+        self.accelerator.backward(
+            loss_g
+            + cfg.mode_seeking * loss_ms
+            + cfg.class_loss * loss_cls_fake
+            + cfg.guide_weight * loss_guide
+        )
         D_plain.requires_grad_(True)
         self.opt_g.step()
         # EMA ramp-up: average over roughly the steps so far until the full horizon is reached, so
@@ -410,6 +485,8 @@ class Trainer:
             loss_cls_real=loss_cls_real.item(),
             loss_cls_fake=loss_cls_fake.item(),
             acc_cls_real=acc_cls_real.item(),
+            loss_guide=loss_guide.item(),
+            acc_guide_fake=acc_guide.item(),
         )
 
     # ----------------------------------------------------------------------------- outputs
