@@ -14,7 +14,7 @@ WORK=${WORK:-runs/cpu-pipeline}
 COIL=${COIL:-../shared/datasets/coil100_shapes20}
 # Time budgets of the run in BENCHMARKS.md, which shared the cores with other work: the demo GANs
 # reached the steps written there (the model card and `reproducible` commands give them exactly).
-# The shipped GAN trains a fixed 5815 steps instead (2.4 h here on two threads).
+# The shipped GAN trains a fixed 6924 + 1576 guided steps instead (3.5 h here on two threads).
 T_FEW=${T_FEW:-1100}
 T_COIL=${T_COIL:-1100}
 BENCH="--ratios 0.5,1.25 --seeds 2 --steps 400 --batch 32"
@@ -35,12 +35,17 @@ python benchmarks/coil100_split.py "$COIL" "$WORK/coil_split.json"
 # `--data demo` reads the cached demo data: render it once, before three trainings want it at once.
 python -c "from gan_studio.data.demo import ensure_demo_dataset; ensure_demo_dataset()"
 (
-    # Session 5's shipped run: the auxiliary-classifier loss (default --class-loss 1) and the
-    # mode-seeking term at 0.3, for a fixed 5815 steps (the checkpoint picked in BENCHMARKS.md);
-    # its evaluator trains for 3000 steps (stem stride 1, auto at 64 px).
-    log "train vise64 (5815 steps)"
-    $GS train --out "$WORK/vise64" --steps 5815 --res 64 --batch 16 --sample-every 250 --ckpt-every 250 \
+    # The shipped run (session 6): the auxiliary-classifier loss (default --class-loss 1) and the
+    # mode-seeking term at 0.3 for 6924 steps; then a guide classifier (ResNet-18, another network
+    # than the evaluator) trained on the same split, and a resumed phase with --guide to step 8500
+    # (the checkpoint picked in BENCHMARKS.md). The evaluator trains for 3000 steps (stem stride 1).
+    log "train vise64 (6924 + 1576 guided steps)"
+    $GS train --out "$WORK/vise64" --steps 6924 --res 64 --batch 16 --sample-every 250 --ckpt-every 250 \
         --no-progress --data demo --ngf 24 --ndf 24 --class-loss 1.0 --mode-seeking 0.3 > "$WORK/logs/train-vise64.log" 2>&1
+    $GS train-evaluator --data demo --split "$WORK/vise64/split.json" --arch resnet18 --stem-stride 2 --res 64 \
+        --steps 1200 --batch 64 --lr 0.002 --seed 7 --out "$WORK/guide-vise64" --no-progress
+    $GS train --out "$WORK/vise64" --resume --steps 8500 --sample-every 250 --ckpt-every 250 --no-progress \
+        --guide "$WORK/guide-vise64" --guide-weight 0.5 >> "$WORK/logs/train-vise64.log" 2>&1
     $GS train-evaluator --data demo --split "$WORK/vise64/split.json" --res 64 --steps 3000 --out "$WORK/eval-vise64" --no-progress
     $GS evaluate --ckpt "$WORK/vise64" --evaluator "$WORK/eval-vise64" --n-per-class 200 --out "$WORK/report-vise64" --no-progress
     $GS package --run "$WORK/vise64" --evaluator "$WORK/eval-vise64" --report "$WORK/report-vise64" --out "$WORK/vise-parts" \
