@@ -62,6 +62,18 @@ def test_guide_steers_only_the_generator(tmp_path, demo_dir, guide_dir):
         assert torch.equal(value, frozen[key]), key  # batch-norm statistics untouched too (eval mode)
 
 
+def test_guide_at_another_resolution_sees_resized_fakes(tmp_path, demo_dir, guide_dir):
+    names = sorted(p.name for p in demo_dir.iterdir() if p.is_dir())
+    guide = _make_guide(tmp_path / "guide64", names, resolution=64)
+    trainer = Trainer(
+        _config(demo_dir, tmp_path / "run", 1, guide=str(guide), guide_weight=1.0), progress=False
+    )
+    seen = []
+    original = trainer.guide.forward
+    trainer.guide.forward = lambda x: seen.append(tuple(x.shape[-2:])) or original(x)
+    assert trainer.train_step().loss_guide > 0 and seen == [(64, 64)]  # the run makes 32 px fakes
+
+
 def test_guide_refusals(tmp_path, demo_dir, guide_dir):
     with pytest.raises(FileNotFoundError, match="--guide of this run"):
         Trainer(_config(demo_dir, tmp_path / "a", 1, guide=str(tmp_path / "nope"), guide_weight=1.0))

@@ -340,7 +340,8 @@ class TrainingManager:
 
 
 def loss_figure(log: list[dict]):
-    """Plotly figure: the losses (top) and D's over-fitting signal r_t (bottom) over steps."""
+    """Plotly figure: the losses (top), and D's over-fitting signal r_t with, when a guide is on, its
+    accuracy on the fakes (bottom), over steps."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -363,25 +364,17 @@ def loss_figure(log: list[dict]):
             1,
             1,
         )
-    fig.add_trace(
-        go.Scatter(
-            x=steps,
-            y=[r.get("r_t") for r in log],
-            name="r_t = E[sign D(real)]",
-            mode=mode,
-            line={"color": "#a855f7", "dash": "dot"},
-        ),
-        2,
-        1,
-    )
+    signals = [("r_t = E[sign D(real)]", "r_t", "#a855f7")]
     if any(r.get("loss_guide") for r in log):
+        signals.append(("guide accuracy on fakes", "acc_guide_fake", "#854d0e"))
+    for label, key, color in signals:
         fig.add_trace(
             go.Scatter(
                 x=steps,
-                y=[r.get("acc_guide_fake") for r in log],
-                name="guide accuracy on fakes",
+                y=[r.get(key) for r in log],
+                name=label,
                 mode=mode,
-                line={"color": "#854d0e", "dash": "dot"},
+                line={"color": color, "dash": "dot"},
             ),
             2,
             1,
@@ -394,6 +387,6 @@ def loss_figure(log: list[dict]):
         uirevision="losses",  # keep the user's zoom while the curve grows
     )
     fig.update_yaxes(title_text="loss", row=1, col=1)
-    fig.update_yaxes(title_text="r_t", range=[-1.05, 1.05], row=2, col=1)
+    fig.update_yaxes(title_text="r_t / acc.", range=[-1.05, 1.05], row=2, col=1)
     fig.update_xaxes(title_text="step", row=2, col=1)
     return fig

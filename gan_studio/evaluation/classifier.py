@@ -119,7 +119,10 @@ class EvaluatorClassifier(
             raise ValueError(
                 f"Expected uint8 images of shape [N, 3, H, W], got {images.dtype} {tuple(images.shape)}"
             )
-        x = images.to(self.device, non_blocking=True).float().div(127.5).sub(1)
+        return self.fit_resolution(images.to(self.device, non_blocking=True).float().div(127.5).sub(1))
+
+    def fit_resolution(self, x: torch.Tensor) -> torch.Tensor:
+        """Float images resized (differentiably) to the classifier's resolution, when they differ."""
         if x.shape[-2:] != (self.resolution, self.resolution):
             x = F.interpolate(x, size=(self.resolution, self.resolution), mode="bilinear", antialias=True)
         return x

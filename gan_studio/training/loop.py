@@ -452,10 +452,7 @@ class Trainer:
         if self.guide is not None:
             # Its own mild augmentation (colour, translation; no cutout, which it never saw in
             # training): G must make the class visible wherever the part lands, not a pixel pattern.
-            guide_in = diff_augment(fake, self.guide_policy)
-            if guide_in.shape[-1] != self.guide.resolution:
-                size = (self.guide.resolution, self.guide.resolution)
-                guide_in = F.interpolate(guide_in.float(), size=size, mode="bilinear", antialias=True)
+            guide_in = self.guide.fit_resolution(diff_augment(fake, self.guide_policy).float())
             with autocast(self.device, self.precision):
                 guide_logits = self.guide(guide_in).float()
             loss_guide = F.cross_entropy(guide_logits, fake_labels)
