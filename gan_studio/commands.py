@@ -68,6 +68,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="weight of the guide's cross-entropy (default 0.5 when --guide is given)",
     )
+    p.add_argument(
+        "--guide-confidence",
+        type=float,
+        default=None,
+        help="stop pushing a fake once the guide gives its class this probability (default 1.0: "
+        "never). Below 1 (e.g. 0.9) the guide asks only that the class be recognisable, which leaves "
+        "room for pose variety; with --resume, changing it starts a new phase",
+    )
     p.add_argument("--diffaug", default="color,translation,cutout", help="DiffAugment policy ('' for none)")
     p.add_argument("--no-flip", action="store_true", help="disable random horizontal flips of real images")
     p.add_argument("--recon-loss", choices=["mse", "l1", "lpips"], default="mse")
@@ -182,6 +190,8 @@ def phase_options_from_args(args) -> dict:
         options["guide_weight"] = 0.5 if args.guide_weight is None else args.guide_weight
     elif args.guide_weight is not None:
         options["guide_weight"] = args.guide_weight
+    if args.guide_confidence is not None:
+        options["guide_confidence"] = args.guide_confidence
     return options
 
 

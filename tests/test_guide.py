@@ -62,6 +62,45 @@ def test_guide_steers_only_the_generator(tmp_path, demo_dir, guide_dir):
         assert torch.equal(value, frozen[key]), key  # batch-norm statistics untouched too (eval mode)
 
 
+def test_guide_confidence_caps_the_push(tmp_path, demo_dir, guide_dir):
+    """--guide-confidence c: a fake whose class probability is already >= c adds nothing, so the
+    loss is mean(relu(CE + log c)); with a c below every probability G gets D's gradient only."""
+    runs = {}
+    for name, confidence in [("plain", None), ("ce", 1.0), ("cap", 0.15), ("off", 1e-6)]:
+        extra = {}
+        if confidence is not None:
+            extra = {"guide": str(guide_dir), "guide_weight": 5.0, "guide_confidence": confidence}
+        trainer = Trainer(_config(demo_dir, tmp_path / name, 1, **extra), progress=False)
+        seen = {}
+        real_batch = trainer._real_batch
+        trainer._real_batch = lambda f=real_batch, keep=seen: keep.setdefault("batch", f())
+        if confidence is not None:
+            forward = trainer.guide.forward
+            trainer.guide.forward = lambda x, f=forward, keep=seen: keep.setdefault("logits", f(x))
+        stats = trainer.train_step()
+        grads = [p.grad.clone() for p in trainer.G.parameters() if p.grad is not None]
+        runs[name] = (stats, grads, seen)
+
+    # Same seed, same step: every guided run sees the same fakes and guide outputs.
+    logits, labels = runs["ce"][2]["logits"].float(), runs["ce"][2]["batch"][1]
+    torch.testing.assert_close(runs["cap"][2]["logits"].float(), logits)
+    ce = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    assert runs["ce"][0].loss_guide == pytest.approx(ce.mean().item(), rel=1e-5)
+    capped = torch.relu(ce + torch.log(torch.tensor(0.15))).mean().item()
+    assert 0 < capped < ce.mean().item()  # some fakes already pass 0.15, some do not
+    assert runs["cap"][0].loss_guide == pytest.approx(capped, rel=1e-5)
+    assert runs["off"][0].loss_guide == 0.0
+    for a, b in zip(runs["plain"][1], runs["off"][1]):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+    with pytest.raises(ValueError, match="guide-confidence"):
+        Trainer(
+            _config(demo_dir, tmp_path / "bad", 1, guide=str(guide_dir), guide_weight=1.0, guide_confidence=0)
+        )
+    with pytest.raises(ValueError, match="needs --guide"):
+        Trainer(_config(demo_dir, tmp_path / "bad2", 1, guide_confidence=0.9))
+
+
 def test_guide_at_another_resolution_sees_resized_fakes(tmp_path, demo_dir, guide_dir):
     names = sorted(p.name for p in demo_dir.iterdir() if p.is_dir())
     guide = _make_guide(tmp_path / "guide64", names, resolution=64)
@@ -146,3 +185,11 @@ def test_cli_guide_options(tmp_path, demo_dir, guide_dir):
     )
     assert "--resume --steps 3 --guide GUIDE" in phase and "--out RUN" in phase
     assert str(guide_dir) not in (tmp_path / "pkg" / "README.md").read_text()
+
+    # A confidence cap given on a later resume is a phase of its own.
+    proc = run_cli("train", "--resume", "--steps", "4", "--guide-confidence", "0.9", *common)
+    assert proc.returncode == 0, proc.stderr
+    run = json.loads((out / "run.json").read_text())
+    assert (
+        run["phases"][1]["changes"] == {"guide_confidence": 0.9} and run["config"]["guide_confidence"] == 0.9
+    )

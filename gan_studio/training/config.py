@@ -36,6 +36,10 @@ class TrainConfig:
     # minimises its cross-entropy on the fakes: class knowledge D's own head needs ~10^5 images to learn.
     guide: str | None = None
     guide_weight: float = 0.0
+    # Stop pushing a fake once the guide gives its class this probability (1.0: never stop). Plain
+    # cross-entropy keeps rewarding ever more typical fakes and pulls each class to one prototype
+    # pose; a cap asks only that the class be recognisable and leaves the rest to D.
+    guide_confidence: float = 1.0
     # augmentation
     diffaug: str = "color,translation,cutout"
     flip: bool = True
@@ -56,7 +60,7 @@ class TrainConfig:
 
     # Options that may change on --resume to start a new training phase (e.g. add a guide once the
     # classes have formed). They alter the trajectory, so run.json records each change and its step.
-    PHASE_OPTIONS = ("mode_seeking", "guide", "guide_weight")
+    PHASE_OPTIONS = ("mode_seeking", "guide", "guide_weight", "guide_confidence")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

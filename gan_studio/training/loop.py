@@ -137,6 +137,12 @@ class Trainer:
         parse_policy(cfg.diffaug)
         if cfg.guide_weight > 0 and not cfg.guide:
             raise ValueError("--guide-weight needs --guide GUIDE_DIR (a classifier from train-evaluator).")
+        if not 0.0 < cfg.guide_confidence <= 1.0:
+            raise ValueError(f"--guide-confidence must be in (0, 1], got {cfg.guide_confidence}.")
+        if cfg.guide_confidence < 1.0 and not cfg.guide:
+            raise ValueError(
+                "--guide-confidence needs --guide GUIDE_DIR (a classifier from train-evaluator)."
+            )
 
         device = pick_device(cfg.device)
         self.accelerator = Accelerator(cpu=device.type == "cpu")
@@ -455,7 +461,11 @@ class Trainer:
             guide_in = self.guide.fit_resolution(diff_augment(fake, self.guide_policy).float())
             with autocast(self.device, self.precision):
                 guide_logits = self.guide(guide_in).float()
-            loss_guide = F.cross_entropy(guide_logits, fake_labels)
+            loss_guide = F.cross_entropy(guide_logits, fake_labels, reduction="none")
+            if cfg.guide_confidence < 1.0:
+                # -log p + log c > 0 exactly while p < c: recognised fakes get no further push.
+                loss_guide = F.relu(loss_guide + math.log(cfg.guide_confidence))
+            loss_guide = loss_guide.mean()
             acc_guide = (guide_logits.argmax(1) == fake_labels).float().mean()
         self.accelerator.backward(
             loss_g
