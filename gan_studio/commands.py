@@ -49,6 +49,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "With --resume, a new value starts a new phase",
     )
     p.add_argument(
+        "--mode-seeking-space",
+        choices=["pixels", "shape"],
+        default=None,
+        help="what the mode-seeking term compares: raw pixels (default), or 'shape': edge maps blind "
+        "to colour and lighting, so that G cannot satisfy it by recolouring one pose",
+    )
+    p.add_argument(
         "--class-loss",
         type=float,
         default=1.0,
@@ -185,6 +192,8 @@ def phase_options_from_args(args) -> dict:
     options = {}
     if args.mode_seeking is not None:
         options["mode_seeking"] = args.mode_seeking
+    if args.mode_seeking_space is not None:
+        options["mode_seeking_space"] = args.mode_seeking_space
     if args.guide is not None:
         options["guide"] = str(Path(args.guide).expanduser().resolve())
         options["guide_weight"] = 0.5 if args.guide_weight is None else args.guide_weight

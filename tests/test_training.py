@@ -379,6 +379,41 @@ def test_mode_seeking_pairs_classes_and_logs_its_term(tmp_path, demo_dir):
     assert plain.train_step().loss_ms == 0.0
 
 
+def test_shape_map_ignores_colour_and_lighting_but_not_pose():
+    """--mode-seeking-space shape compares edge maps: recolouring the part or re-lighting the table
+    leaves them (almost) unchanged, moving or turning the part does not."""
+    from gan_studio.training.loop import shape_map
+
+    def scene(part, x0, background=0.2, turned=False):
+        image = torch.full((1, 3, 64, 64), background)
+        if turned:
+            image[..., x0 : x0 + 12, 20:40] = part
+        else:
+            image[..., 20:40, x0 : x0 + 12] = part
+        return shape_map(image)
+
+    base = scene(-0.8, 20)
+    gap = {
+        "recolour": (base - scene(0.9, 20)).abs().mean().item(),
+        "relight": (base - scene(-0.8, 20, background=0.5)).abs().mean().item(),
+        "move": (base - scene(-0.8, 32)).abs().mean().item(),
+        "turn": (base - scene(-0.8, 20, turned=True)).abs().mean().item(),
+    }
+    assert max(gap["recolour"], gap["relight"]) < 0.01 * min(gap["move"], gap["turn"]), gap
+
+
+def test_mode_seeking_space_changes_the_term_and_is_validated(tmp_path, demo_dir):
+    from gan_studio.training.loop import Trainer
+
+    terms = {}
+    for space in ("pixels", "shape"):
+        cfg = _config(demo_dir, tmp_path / space, 1, mode_seeking=1.0, mode_seeking_space=space, batch=6)
+        terms[space] = Trainer(cfg, progress=False).train_step().loss_ms
+    assert 0 < terms["shape"] < float("inf") and terms["shape"] != terms["pixels"]
+    with pytest.raises(ValueError, match="mode-seeking-space"):
+        Trainer(_config(demo_dir, tmp_path / "bad", 1, mode_seeking_space="colour"), progress=False)
+
+
 def test_class_loss_trains_the_auxiliary_classifier_and_old_runs_resume_without_it(tmp_path, demo_dir):
     """--class-loss: D's classifier learns on reals, G gets the fakes' cross-entropy; legacy runs keep 0."""
     from gan_studio.training.config import TrainConfig

@@ -31,6 +31,7 @@ class TrainConfig:
     recon_loss: str = "mse"  # mse | l1 | lpips (needs its backbone weights locally)
     recon_weight: float = 1.0
     mode_seeking: float = 0.0  # weight of MSGAN's mode-seeking term (0: off)
+    mode_seeking_space: str = "pixels"  # pixels | shape (edge maps blind to colour and lighting)
     class_loss: float = 1.0  # weight of the auxiliary-classifier (AC-GAN) loss; 0: projection only
     # A frozen classifier trained beforehand on the real train split (train-evaluator --out). G also
     # minimises its cross-entropy on the fakes: class knowledge D's own head needs ~10^5 images to learn.
@@ -60,7 +61,7 @@ class TrainConfig:
 
     # Options that may change on --resume to start a new training phase (e.g. add a guide once the
     # classes have formed). They alter the trajectory, so run.json records each change and its step.
-    PHASE_OPTIONS = ("mode_seeking", "guide", "guide_weight", "guide_confidence")
+    PHASE_OPTIONS = ("mode_seeking", "mode_seeking_space", "guide", "guide_weight", "guide_confidence")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

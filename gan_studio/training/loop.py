@@ -88,6 +88,22 @@ def hardware_summary(device: torch.device, world_size: int) -> dict:
     }
 
 
+def shape_map(images: torch.Tensor) -> torch.Tensor:
+    """Where the edges are, blind to colour and lighting: the gradient magnitude of each image's
+    standardised luminance, pooled 2x2.
+
+    Mode seeking on raw pixels is satisfied most cheaply by recolouring the part or re-lighting the
+    table, which is what a class-conditional G on few images learns to do while keeping one pose.
+    Here a dark and a light part in the same place look alike, and a part moved or turned does not.
+    """
+    gray = images.float().mean(dim=1, keepdim=True)
+    gray = (gray - gray.mean(dim=(2, 3), keepdim=True)) / (gray.std(dim=(2, 3), keepdim=True) + 1e-3)
+    dx = gray[..., :, 1:] - gray[..., :, :-1]
+    dy = gray[..., 1:, :] - gray[..., :-1, :]
+    edges = torch.sqrt(dx[..., :-1, :] ** 2 + dy[..., :, :-1] ** 2 + 1e-6)
+    return F.avg_pool2d(edges, 2)
+
+
 def reconstruction_loss(kind: str):
     if kind == "mse":
         return F.mse_loss
@@ -139,6 +155,10 @@ class Trainer:
             raise ValueError("--guide-weight needs --guide GUIDE_DIR (a classifier from train-evaluator).")
         if not 0.0 < cfg.guide_confidence <= 1.0:
             raise ValueError(f"--guide-confidence must be in (0, 1], got {cfg.guide_confidence}.")
+        if cfg.mode_seeking_space not in ("pixels", "shape"):
+            raise ValueError(
+                f"--mode-seeking-space must be 'pixels' or 'shape', got {cfg.mode_seeking_space!r}."
+            )
         if cfg.guide_confidence < 1.0 and not cfg.guide:
             raise ValueError(
                 "--guide-confidence needs --guide GUIDE_DIR (a classifier from train-evaluator)."
@@ -410,7 +430,8 @@ class Trainer:
         if cfg.mode_seeking > 0 and half:
             # MSGAN (Mao et al. 2019): penalise a generator whose images move less than its latents,
             # the within-class collapse a class-conditional GAN on few images is prone to.
-            image_gap = (fake[:half] - fake[half : 2 * half]).float().abs().mean(dim=(1, 2, 3))
+            view = shape_map(fake) if cfg.mode_seeking_space == "shape" else fake.float()
+            image_gap = (view[:half] - view[half : 2 * half]).abs().mean(dim=(1, 2, 3))
             latent_gap = (z[:half] - z[half : 2 * half]).abs().mean(dim=1)
             loss_ms = 1.0 / ((image_gap / latent_gap).mean() + 1e-5)
         fake_aug = diff_augment(fake, self.policy)
