@@ -11,6 +11,9 @@ vise-parts data, COIL-100), the object is what differs from the image border's m
   weighted by elongation (0: one orientation; 1: all orientations equally);
 - position spread: standard deviation of the silhouette centroid, as a fraction of the image side.
 
+The silhouettes are rough: a light-grey part on light wood can lose pieces, shadows join in. Real
+images go through the same code, so read the figures against the real row, not as absolutes.
+
     python benchmarks/pose_spread.py --ckpt RUN_OR_PACKAGE [--ckpt OTHER ...] --n-per-class 40
 """
 
@@ -22,6 +25,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,7 +46,9 @@ def silhouettes(images: np.ndarray, min_contrast: float = 40.0) -> np.ndarray:
     distance = np.linalg.norm(x - background, axis=-1)
     # Per image: the larger of a fixed floor and the midpoint between background and object.
     threshold = np.maximum(min_contrast, 0.5 * np.percentile(distance, 99, axis=(1, 2)))
-    return distance > threshold[:, None, None]
+    masks = distance > threshold[:, None, None]
+    # A part close to the table's colour shows only its outline and shading: fill it in.
+    return np.stack([ndimage.binary_fill_holes(m) for m in masks])
 
 
 def shape_stats(masks: np.ndarray) -> dict[str, float]:
@@ -99,7 +105,7 @@ def main() -> None:
     sys.path.insert(0, str(REPO))
     import torch
 
-    from gan_studio.sampling import generate, load_generator
+    from gan_studio.sampling import generate, load_generator, resolve_generator_dir
 
     torch.set_num_threads(1)
     rows = {}
@@ -112,7 +118,8 @@ def main() -> None:
             name: shape_stats(silhouettes(fakes[c * n : (c + 1) * n])) for c, name in enumerate(G.class_names)
         }
         if "real" not in rows:
-            package = ckpt_dir if (ckpt_dir / "run.json").is_file() else ckpt_dir.parent
+            run_dir = resolve_generator_dir(ckpt_dir)[1]
+            package = ckpt_dir if (ckpt_dir / "run.json").is_file() else run_dir
             reals = real_images(package, G.resolution, n, G.class_names)
             rows["real"] = {name: shape_stats(silhouettes(reals[name])) for name in G.class_names}
         rows[f"{ckpt_dir.name}@{info.step}"] = fake_stats
