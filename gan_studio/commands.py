@@ -76,6 +76,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="weight of the guide's cross-entropy (default 0.5 when --guide is given)",
     )
     p.add_argument(
+        "--guide-target",
+        choices=["ce", "mmd"],
+        default=None,
+        help="what the guide asks of the fakes: 'ce' (default), each fake's cross-entropy; 'mmd', "
+        "that each class's fakes match the spread of its real images in the guide's feature space",
+    )
+    p.add_argument(
         "--guide-confidence",
         type=float,
         default=None,
@@ -201,6 +208,8 @@ def phase_options_from_args(args) -> dict:
         options["guide_weight"] = args.guide_weight
     if args.guide_confidence is not None:
         options["guide_confidence"] = args.guide_confidence
+    if args.guide_target is not None:
+        options["guide_target"] = args.guide_target
     return options
 
 

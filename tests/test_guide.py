@@ -101,6 +101,36 @@ def test_guide_confidence_caps_the_push(tmp_path, demo_dir, guide_dir):
         Trainer(_config(demo_dir, tmp_path / "bad2", 1, guide_confidence=0.9))
 
 
+def test_guide_mmd_target_penalises_a_collapsed_class(tmp_path, demo_dir, guide_dir):
+    """--guide-target mmd: a class whose fakes all sit on one point of the real distribution scores
+    worse than fakes spread like the reals, and a training step with it moves G."""
+    trainer = Trainer(
+        _config(demo_dir, tmp_path / "mmd", 1, guide=str(guide_dir), guide_weight=1.0, guide_target="mmd"),
+        progress=False,
+    )
+    stats = trainer.train_step()
+    assert stats.loss_guide != 0 and abs(stats.loss_guide) < float("inf")  # unbiased: may dip below 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainer.G.parameters())
+    assert len(trainer._guide_bank) == len(trainer.class_names)
+
+    torch.manual_seed(0)
+    trainer._guide_bank = [torch.randn(400, 8), torch.randn(400, 8) + 3.0]
+    trainer._guide_bandwidth = 16.0
+    labels = torch.tensor([0] * 8 + [1] * 8)
+    spread = torch.cat([torch.randn(8, 8), torch.randn(8, 8) + 3.0])
+    collapsed = torch.cat([torch.zeros(8, 8), torch.full((8, 8), 3.0)])  # each class: its mean, 8 times
+    wrong = torch.cat([torch.randn(8, 8) + 3.0, torch.randn(8, 8)])  # spread, but the other class
+    score = {
+        name: sum(trainer._guide_mmd(x, labels).item() for _ in range(20)) / 20
+        for name, x in [("spread", spread), ("collapsed", collapsed), ("wrong", wrong)]
+    }
+    assert score["spread"] < score["collapsed"] < score["wrong"], score
+    with pytest.raises(ValueError, match="guide-target"):
+        Trainer(
+            _config(demo_dir, tmp_path / "bad", 1, guide=str(guide_dir), guide_weight=1.0, guide_target="kl")
+        )
+
+
 def test_guide_at_another_resolution_sees_resized_fakes(tmp_path, demo_dir, guide_dir):
     names = sorted(p.name for p in demo_dir.iterdir() if p.is_dir())
     guide = _make_guide(tmp_path / "guide64", names, resolution=64)

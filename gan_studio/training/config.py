@@ -41,6 +41,9 @@ class TrainConfig:
     # cross-entropy keeps rewarding ever more typical fakes and pulls each class to one prototype
     # pose; a cap asks only that the class be recognisable and leaves the rest to D.
     guide_confidence: float = 1.0
+    # ce: each fake's cross-entropy; mmd: per-class MMD between the fakes' and the real images' guide
+    # features, a distribution target that a class covering one pose does not meet.
+    guide_target: str = "ce"
     # augmentation
     diffaug: str = "color,translation,cutout"
     flip: bool = True
@@ -61,7 +64,14 @@ class TrainConfig:
 
     # Options that may change on --resume to start a new training phase (e.g. add a guide once the
     # classes have formed). They alter the trajectory, so run.json records each change and its step.
-    PHASE_OPTIONS = ("mode_seeking", "mode_seeking_space", "guide", "guide_weight", "guide_confidence")
+    PHASE_OPTIONS = (
+        "mode_seeking",
+        "mode_seeking_space",
+        "guide",
+        "guide_weight",
+        "guide_confidence",
+        "guide_target",
+    )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -104,6 +104,15 @@ def shape_map(images: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(edges, 2)
 
 
+def _mean_kernel(a: torch.Tensor, b: torch.Tensor, gamma: float, unbiased: bool = False) -> torch.Tensor:
+    """Mean Gaussian kernel exp(-gamma |a_i - b_j|^2); ``unbiased`` leaves out i == j (a is b)."""
+    k = torch.exp(-gamma * torch.cdist(a, b) ** 2)
+    if not unbiased:
+        return k.mean()
+    n = len(a)
+    return (k.sum() - k.diagonal().sum()) / (n * (n - 1))
+
+
 def reconstruction_loss(kind: str):
     if kind == "mse":
         return F.mse_loss
@@ -159,6 +168,8 @@ class Trainer:
             raise ValueError(
                 f"--mode-seeking-space must be 'pixels' or 'shape', got {cfg.mode_seeking_space!r}."
             )
+        if cfg.guide_target not in ("ce", "mmd"):
+            raise ValueError(f"--guide-target must be 'ce' or 'mmd', got {cfg.guide_target!r}.")
         if cfg.guide_confidence < 1.0 and not cfg.guide:
             raise ValueError(
                 "--guide-confidence needs --guide GUIDE_DIR (a classifier from train-evaluator)."
@@ -304,6 +315,8 @@ class Trainer:
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=betas, fused=fused)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=betas, fused=fused)
         self.guide = self._load_guide() if cfg.guide and cfg.guide_weight > 0 else None
+        self._guide_bank: list[torch.Tensor] | None = None  # guide_target mmd: real features per class
+        self._guide_bandwidth = 1.0
 
     def _load_guide(self):
         """The frozen guide classifier (eval mode, no parameter gradients; gradients reach G only)."""
@@ -324,6 +337,34 @@ class Trainer:
                 f"{self.run_dir / 'split.json'})."
             )
         return guide.eval().requires_grad_(False)
+
+    def _guide_mmd(self, features: torch.Tensor, labels: torch.Tensor, n_real: int = 32) -> torch.Tensor:
+        """Per-class squared MMD between the fakes' guide features and the class's real ones.
+
+        Cross-entropy rewards each fake for being the most typical member of its class, so a class
+        collapses onto one pose. MMD compares distributions: fakes are drawn towards all of their
+        class's real images and pushed apart from each other (the unbiased fake-fake term), so
+        covering one pose leaves a gap. Real features are computed once (eval mode) and sampled.
+        """
+        if self._guide_bank is None:
+            _, bank = self.guide.predict_uint8(self.images)
+            bank = torch.from_numpy(bank).to(self.device)
+            labels_all = self.labels.to(bank.device)
+            self._guide_bank = [bank[labels_all == c] for c in range(len(self.class_names))]
+            sample = bank[torch.randperm(len(bank), generator=torch.Generator().manual_seed(0))[:512]]
+            self._guide_bandwidth = torch.cdist(sample, sample).median().item() ** 2  # median heuristic
+        gamma = 1.0 / (2.0 * self._guide_bandwidth)
+        terms = []
+        for c in labels.unique().tolist():
+            fake = features[labels == c]
+            bank = self._guide_bank[c]
+            real = bank[torch.randint(len(bank), (min(n_real, len(bank)),), device=bank.device)]
+            terms.append(
+                _mean_kernel(fake, fake, gamma, unbiased=len(fake) > 1)
+                + _mean_kernel(real, real, gamma, unbiased=len(real) > 1)
+                - 2.0 * _mean_kernel(fake, real, gamma)
+            )
+        return torch.stack(terms).mean()
 
     def _write_run_files(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -481,12 +522,16 @@ class Trainer:
             # training): G must make the class visible wherever the part lands, not a pixel pattern.
             guide_in = self.guide.fit_resolution(diff_augment(fake, self.guide_policy).float())
             with autocast(self.device, self.precision):
-                guide_logits = self.guide(guide_in).float()
-            loss_guide = F.cross_entropy(guide_logits, fake_labels, reduction="none")
-            if cfg.guide_confidence < 1.0:
-                # -log p + log c > 0 exactly while p < c: recognised fakes get no further push.
-                loss_guide = F.relu(loss_guide + math.log(cfg.guide_confidence))
-            loss_guide = loss_guide.mean()
+                guide_features = self.guide.features(guide_in)
+                guide_logits = self.guide.head(guide_features).float()
+            if cfg.guide_target == "mmd":
+                loss_guide = self._guide_mmd(guide_features.float(), fake_labels)
+            else:
+                loss_guide = F.cross_entropy(guide_logits, fake_labels, reduction="none")
+                if cfg.guide_confidence < 1.0:
+                    # -log p + log c > 0 exactly while p < c: recognised fakes get no further push.
+                    loss_guide = F.relu(loss_guide + math.log(cfg.guide_confidence))
+                loss_guide = loss_guide.mean()
             acc_guide = (guide_logits.argmax(1) == fake_labels).float().mean()
         self.accelerator.backward(
             loss_g
