@@ -522,8 +522,11 @@ class Trainer:
             # training): G must make the class visible wherever the part lands, not a pixel pattern.
             guide_in = self.guide.fit_resolution(diff_augment(fake, self.guide_policy).float())
             with autocast(self.device, self.precision):
-                guide_features = self.guide.features(guide_in)
-                guide_logits = self.guide.head(guide_features).float()
+                if cfg.guide_target == "mmd":
+                    guide_features = self.guide.features(guide_in)
+                    guide_logits = self.guide.head(guide_features).float()
+                else:
+                    guide_logits = self.guide(guide_in).float()
             if cfg.guide_target == "mmd":
                 loss_guide = self._guide_mmd(guide_features.float(), fake_labels)
             else:
