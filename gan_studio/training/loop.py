@@ -521,15 +521,14 @@ class Trainer:
             # Its own mild augmentation (colour, translation; no cutout, which it never saw in
             # training): G must make the class visible wherever the part lands, not a pixel pattern.
             guide_in = self.guide.fit_resolution(diff_augment(fake, self.guide_policy).float())
-            with autocast(self.device, self.precision):
-                if cfg.guide_target == "mmd":
+            if cfg.guide_target == "mmd":
+                with autocast(self.device, self.precision):
                     guide_features = self.guide.features(guide_in)
                     guide_logits = self.guide.head(guide_features).float()
-                else:
-                    guide_logits = self.guide(guide_in).float()
-            if cfg.guide_target == "mmd":
                 loss_guide = self._guide_mmd(guide_features.float(), fake_labels)
             else:
+                with autocast(self.device, self.precision):
+                    guide_logits = self.guide(guide_in).float()
                 loss_guide = F.cross_entropy(guide_logits, fake_labels, reduction="none")
                 if cfg.guide_confidence < 1.0:
                     # -log p + log c > 0 exactly while p < c: recognised fakes get no further push.
