@@ -43,6 +43,7 @@ def measure(args) -> dict:
             precision=args.precision,
             g_width=args.width,
             d_width=args.width,
+            d_widths=args.d_widths,
             z_dim=args.z_dim,
             sample_every=0,
             ckpt_every=0,
@@ -91,6 +92,7 @@ def main() -> None:
     p.add_argument("--precision", nargs="*", default=["fp32", "bf16"])
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--width", type=int, default=64, help="ngf = ndf")
+    p.add_argument("--d-widths", choices=["compact", "fastgan"], default="compact")
     p.add_argument("--z-dim", type=int, default=128)
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--warmup", type=int, default=2)
@@ -120,6 +122,8 @@ def main() -> None:
                 str(args.width),
                 "--z-dim",
                 str(args.z_dim),
+                "--d-widths",
+                args.d_widths,
                 "--steps",
                 str(args.steps),
                 "--warmup",

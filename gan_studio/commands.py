@@ -36,6 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ngf", type=int, default=64, help="generator width (FastGAN's ngf)")
     p.add_argument("--ndf", type=int, default=64, help="discriminator width (FastGAN's ndf)")
+    p.add_argument(
+        "--d-widths",
+        choices=["compact", "fastgan"],
+        default="compact",
+        help="discriminator channel profile: compact (half of FastGAN's at 16 px and below) or fastgan (FastGAN's own)",
+    )
     p.add_argument("--z-dim", type=int, default=128)
     p.add_argument("--lr-g", type=float, default=2e-4)
     p.add_argument("--lr-d", type=float, default=2e-4)
@@ -89,6 +95,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="stop pushing a fake once the guide gives its class this probability (default 1.0: "
         "never). Below 1 (e.g. 0.9) the guide asks only that the class be recognisable, which leaves "
         "room for pose variety; with --resume, changing it starts a new phase",
+    )
+    p.add_argument(
+        "--guide-augment",
+        default=None,
+        help="what the guide sees of each fake (default 'color,translation'). Adding 'rotation' turns "
+        "each fake by a random angle first, so the guide asks for the class without preferring one "
+        "orientation; with --resume, changing it starts a new phase",
     )
     p.add_argument("--diffaug", default="color,translation,cutout", help="DiffAugment policy ('' for none)")
     p.add_argument("--no-flip", action="store_true", help="disable random horizontal flips of real images")
@@ -171,6 +184,7 @@ def config_from_args(args):
         seed=args.seed,
         g_width=args.ngf,
         d_width=args.ndf,
+        d_widths=args.d_widths,
         z_dim=args.z_dim,
         lr_g=args.lr_g,
         lr_d=args.lr_d,
@@ -210,6 +224,8 @@ def phase_options_from_args(args) -> dict:
         options["guide_confidence"] = args.guide_confidence
     if args.guide_target is not None:
         options["guide_target"] = args.guide_target
+    if args.guide_augment is not None:
+        options["guide_augment"] = args.guide_augment
     return options
 
 

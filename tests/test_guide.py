@@ -223,3 +223,38 @@ def test_cli_guide_options(tmp_path, demo_dir, guide_dir):
     assert (
         run["phases"][1]["changes"] == {"guide_confidence": 0.9} and run["config"]["guide_confidence"] == 0.9
     )
+
+    # So is a rotation of what the guide sees; a D-only augmentation is refused by name.
+    proc = run_cli("train", "--resume", "--steps", "5", "--guide-augment", "color,cutout", *common)
+    assert proc.returncode != 0 and "choose from color, translation, rotation" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = run_cli(
+        "train", "--resume", "--steps", "5", "--guide-augment", "color,translation,rotation", *common
+    )
+    assert proc.returncode == 0, proc.stderr
+    run = json.loads((out / "run.json").read_text())
+    assert run["phases"][2]["changes"] == {"guide_augment": "color,translation,rotation"}
+
+
+def test_guide_augment_rotation_turns_what_the_guide_sees(tmp_path, demo_dir, guide_dir):
+    """--guide-augment rotation: the guide scores each fake turned by its own random angle (the same
+    fakes as without it, since the rotation draws its angles after everything else)."""
+    seen = {}
+    for name, policy in [("plain", ""), ("rotation", "rotation")]:
+        cfg = _config(
+            demo_dir, tmp_path / name, 1, guide=str(guide_dir), guide_weight=1.0, guide_augment=policy
+        )
+        trainer = Trainer(cfg, progress=False)
+
+        def spy(x, forward=trainer.guide.forward, key=name):
+            seen[key] = x.detach().clone()
+            return forward(x)
+
+        trainer.guide.forward = spy
+        trainer.train_step()
+    plain, turned = seen["plain"], seen["rotation"]
+    assert plain.shape == turned.shape
+    per_image = (plain - turned).abs().mean(dim=(1, 2, 3))
+    assert (per_image > 1e-3).float().mean() >= 0.75  # turned (an angle near 0 barely moves one)
+    # Turning with mirrored borders keeps each image's colours: the means stay close.
+    torch.testing.assert_close(turned.mean(dim=(1, 2, 3)), plain.mean(dim=(1, 2, 3)), atol=0.1, rtol=0)

@@ -6,7 +6,15 @@ import pytest
 import torch
 
 from gan_studio.models import Discriminator, Generator
-from gan_studio.models.diffaug import color, cutout, diff_augment, parse_policy, translation
+from gan_studio.models.diffaug import (
+    GUIDE_POLICIES,
+    color,
+    cutout,
+    diff_augment,
+    parse_policy,
+    rotation,
+    translation,
+)
 from gan_studio.models.ema import make_ema, update_ema
 
 
@@ -49,6 +57,38 @@ def test_large_resolutions_build():
         D = Discriminator(resolution, 2, width=8)
         assert G.sizes[-1] == resolution
         assert D.small_size == 128
+
+
+def test_fastgan_widths_are_fastgans_discriminator():
+    """widths="fastgan" builds FastGAN's own D at 256 px, ndf 64 (its models.py, layer by layer)."""
+    D = Discriminator(256, 1, width=64, widths="fastgan")
+    big = {size: block.main[0].out_channels for size, block in D.down.items()}
+    assert D.stem[0].out_channels == 16  # down_from_big
+    assert big == {"128": 32, "64": 64, "32": 128, "16": 256, "8": 512}  # down_4 ... down_64
+    assert D.head_big[0].out_channels == 1024  # rf_big
+    small = [m.out_channels for m in D.small.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert small == [32, 64, 128, 256]  # down_from_small
+    decoder_inputs = [d.net[1].conv.in_channels for d in (D.decoder_big, D.decoder_part, D.decoder_small)]
+    assert decoder_inputs == [512, 256, 256]
+    # The official D has 11,526,160 parameters; ours adds two class-projection embeddings.
+    n_params = sum(p.numel() for p in D.parameters())
+    assert n_params == 11_526_160 + 1024 + 256
+    compact = Discriminator(256, 1, width=64)
+    assert sum(p.numel() for p in compact.parameters()) < n_params / 2
+
+
+@pytest.mark.parametrize("resolution", [32, 128])
+def test_fastgan_widths_train_and_round_trip(resolution, tmp_path):
+    D = Discriminator(resolution, 3, width=8, widths="fastgan", aux_classifier=True)
+    x, y = torch.randn(2, 3, resolution, resolution), torch.tensor([0, 2])
+    out = D(x, y, reconstruct=True)
+    assert out.logits.shape == (2, 50) and out.class_logits.shape == (2, 3)
+    D.save_pretrained(tmp_path / "d")
+    D2 = Discriminator.from_pretrained(tmp_path / "d")
+    assert D2.widths == "fastgan"
+    assert torch.equal(D.eval()(x, y).logits, D2.eval()(x, y).logits)
+    with pytest.raises(ValueError, match="compact"):
+        Discriminator(32, 1, widths="wide")
 
 
 @pytest.mark.parametrize("bad", [48, 16, 2048])
@@ -105,8 +145,11 @@ def test_class_names_must_match_count():
 
 def test_diffaugment_policies():
     assert parse_policy("color, translation") == ("color", "translation")
-    with pytest.raises(ValueError, match="Unknown DiffAugment"):
+    with pytest.raises(ValueError, match="Unknown augmentation"):
         parse_policy("color,rotate")
+    with pytest.raises(ValueError, match="rotation"):  # a guide augmentation, never D's
+        parse_policy("color,rotation")
+    assert parse_policy("color,rotation", GUIDE_POLICIES) == ("color", "rotation")
     torch.manual_seed(0)
     x = torch.rand(16, 3, 32, 32) * 2 - 1
     # translation moves content: every output pixel is an input pixel of the same image or zero padding
@@ -127,6 +170,27 @@ def test_diffaugment_policies():
     torch.manual_seed(3)
     b = diff_augment(x.detach(), "color,translation,cutout")
     assert torch.equal(a, b)
+
+
+def test_rotation_turns_about_the_centre():
+    """The guide's rotation: a centred disc is unchanged, an off-centre blob keeps its distance from
+    the centre but (for almost every angle) not its place, and gradients flow through it."""
+    torch.manual_seed(0)
+    rows, cols = torch.meshgrid(torch.arange(32.0) - 15.5, torch.arange(32.0) - 15.5, indexing="ij")
+    disc = ((rows**2 + cols**2) < 10**2).float().expand(8, 3, 32, 32)
+    assert (rotation(disc) - disc).abs().mean() < 0.02
+    blob = (((rows - 10) ** 2 + cols**2) < 3**2).float().expand(8, 1, 32, 32).contiguous()
+    # Inside the inscribed circle every pixel comes from the image itself (outside it, from its mirror).
+    inside = (rows**2 + cols**2) < 15.5**2
+    turned = rotation(blob)[:, 0] * inside
+    radius = (turned * (rows**2 + cols**2).sqrt()).sum((1, 2)) / turned.sum((1, 2))
+    torch.testing.assert_close(radius, torch.full((8,), 10.0), atol=0.8, rtol=0)
+    torch.testing.assert_close(turned.sum((1, 2)), blob[:, 0].sum((1, 2)), atol=3.0, rtol=0)  # all of it
+    moved = (turned - blob[:, 0]).abs().sum((1, 2)) > 0.5 * blob[0].sum()
+    assert moved.sum() >= 7
+    x = torch.rand(4, 3, 32, 32, requires_grad=True)
+    rotation(x).sum().backward()
+    assert x.grad.abs().sum() > 0
 
 
 def test_ema_update():

@@ -114,6 +114,24 @@ def test_resume_matches_straight_run(tmp_path, demo_dir):
     assert _loss_lines(tmp_path / "straight") == _loss_lines(tmp_path / "resumed")
 
 
+def test_fastgan_discriminator_widths_train_and_resume(tmp_path, demo_dir):
+    """--d-widths fastgan reaches D, is saved with the run and is kept on --resume."""
+    out = tmp_path / "run"
+    train(_config(demo_dir, out, 2, d_widths="fastgan"), progress=False)
+    train(_config(demo_dir, out, 3), resume=True, progress=False)
+    d_config = json.loads(
+        (out / "checkpoints" / ckpt.step_dir_name(3) / "discriminator" / "config.json").read_text()
+    )
+    assert d_config["widths"] == "fastgan"
+    compact = tmp_path / "compact"
+    train(_config(demo_dir, compact, 1), progress=False)
+    n_params = [
+        sum(t.numel() for t in _weights(run, step)["discriminator"].values())
+        for run, step in ((out, 3), (compact, 1))
+    ]
+    assert n_params[0] > n_params[1]
+
+
 def test_resume_refusals(tmp_path, demo_dir):
     with pytest.raises(ckpt.CheckpointError, match="no checkpoint yet"):
         train(_config(demo_dir, tmp_path / "nothing", 2), resume=True, progress=False)

@@ -11,13 +11,16 @@ import torch
 import torch.nn.functional as F
 
 POLICIES = ("color", "translation", "cutout")
+# Augmentations of the fakes a frozen guide classifier scores. Rotation is one of them but not a D
+# augmentation: applied to reals and fakes alike at every angle, it would hide orientation from D.
+GUIDE_POLICIES = ("color", "translation", "rotation")
 
 
-def parse_policy(policy: str) -> tuple[str, ...]:
+def parse_policy(policy: str, allowed: tuple[str, ...] = POLICIES) -> tuple[str, ...]:
     names = tuple(p.strip() for p in policy.split(",") if p.strip())
-    unknown = [p for p in names if p not in POLICIES]
+    unknown = [p for p in names if p not in allowed]
     if unknown:
-        raise ValueError(f"Unknown DiffAugment policy {unknown}; choose from {', '.join(POLICIES)}")
+        raise ValueError(f"Unknown augmentation {unknown} in {policy!r}; choose from {', '.join(allowed)}")
     return names
 
 
@@ -71,7 +74,20 @@ def cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
     return x * (~inside).unsqueeze(1).to(x.dtype)
 
 
-_OPS = {"color": color, "translation": translation, "cutout": cutout}
+def rotation(x: torch.Tensor) -> torch.Tensor:
+    """Rotate each image by a uniform random angle about its centre, mirroring at the borders.
+
+    For the guide only: averaged over all angles, the guide's loss no longer depends on the
+    orientation a fake is drawn in, so it cannot pull a class towards its most typical pose.
+    """
+    angle = torch.rand(x.shape[0], device=x.device, dtype=torch.float32) * (2 * torch.pi)
+    cos, sin, zero = angle.cos(), angle.sin(), torch.zeros_like(angle)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+_OPS = {"color": color, "translation": translation, "cutout": cutout, "rotation": rotation}
 
 
 def diff_augment(x: torch.Tensor, policy: tuple[str, ...] | str) -> torch.Tensor:

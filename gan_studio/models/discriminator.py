@@ -27,12 +27,26 @@ from gan_studio.models.layers import (
     linear,
 )
 
-# Discriminator channels at feature size s are FastGAN's G channels at 2s (times ndf).
-_D_MULTIPLIERS = {4: 8, 8: 4, 16: 2, 32: 2, 64: 1, 128: 0.5, 256: 0.25, 512: 0.125, 1024: 0.0625}
+# Channels (times ndf) of the full-resolution branch at each feature size, per width profile.
+# "fastgan" is FastGAN's own discriminator: ~11.5M parameters at 256 px and ndf 64, its small
+# branch at half the big branch's width. "compact" halves the channels at 16 px and below, where
+# most of the parameters sit but few of the operations, and gives the small branch the big
+# branch's widths. It has half the parameters, and the shipped demo model was trained with it.
+# Their speeds against the official code: BENCHMARKS.md.
+D_WIDTH_PROFILES = {
+    "compact": {4: 8, 8: 4, 16: 2, 32: 2, 64: 1, 128: 0.5, 256: 0.25, 512: 0.125, 1024: 0.0625},
+    "fastgan": {4: 16, 8: 8, 16: 4, 32: 2, 64: 1, 128: 0.5, 256: 0.25, 512: 0.125, 1024: 0.0625},
+}
 
 
-def d_channels(size: int, width: int) -> int:
-    return max(8, int(_D_MULTIPLIERS[size] * width))
+def d_channels(size: int, width: int, profile: str = "compact") -> int:
+    return max(8, int(D_WIDTH_PROFILES[profile][size] * width))
+
+
+def small_branch_channels(size: int, width: int, profile: str = "compact") -> int:
+    """Channels of the half-resolution branch at feature ``size``: FastGAN's are the big branch's
+    at twice the size (the same number of down-samplings from the input); compact's are equal."""
+    return d_channels(size * 2 if profile == "fastgan" else size, width, profile)
 
 
 @dataclass
@@ -68,40 +82,46 @@ class Discriminator(
         width: int = 64,
         spectral_norm: bool = True,
         aux_classifier: bool = False,
+        widths: str = "compact",
     ):
         super().__init__()
         self.resolution = check_resolution(resolution)
+        if widths not in D_WIDTH_PROFILES:
+            raise ValueError(
+                f"Unknown discriminator widths {widths!r}: use one of {sorted(D_WIDTH_PROFILES)}."
+            )
+        self.widths = widths
         self.n_classes = int(n_classes)
         self.aux_classifier = bool(aux_classifier) and self.n_classes > 1
         sn = spectral_norm
         R = resolution
+
+        def big(size: int) -> int:  # channels of the full-resolution branch at feature ``size``
+            return d_channels(size, width, widths)
+
+        def small(size: int) -> int:  # channels of the half-resolution branch
+            return small_branch_channels(size, width, widths)
 
         # Big branch. Large images are halved by a strided stem (as FastGAN does at 512/1024 px),
         # small ones keep their full resolution so that 32-64 px models still see fine detail.
         stem_size = R // 2 if R >= 512 else R
         stride = 2 if R >= 512 else 1
         self.stem = nn.Sequential(
-            conv2d(3, d_channels(stem_size, width), 4 if stride == 2 else 3, stride, 1, bias=False, sn=sn),
+            conv2d(3, big(stem_size), 4 if stride == 2 else 3, stride, 1, bias=False, sn=sn),
             nn.LeakyReLU(0.2, inplace=True),
         )
         self.down_sizes = [2**k for k in range(int(math.log2(stem_size)) - 1, 2, -1)]  # ... 16, 8
         self.down = nn.ModuleDict(
-            {
-                str(s): DownBlockResidual(d_channels(s * 2, width), d_channels(s, width), sn)
-                for s in self.down_sizes
-            }
+            {str(s): DownBlockResidual(big(s * 2), big(s), sn) for s in self.down_sizes}
         )
         # SLE inside D, FastGAN-style: maps 8x larger gate the 8, 16 and 32 px features.
         self.sle_pairs = [(s * 8, s) for s in (8, 16, 32) if s * 8 <= stem_size]
         self.sle = nn.ModuleDict(
-            {
-                f"{src}_{dst}": SkipLayerExcitation(d_channels(src, width), d_channels(dst, width), sn)
-                for src, dst in self.sle_pairs
-            }
+            {f"{src}_{dst}": SkipLayerExcitation(big(src), big(dst), sn) for src, dst in self.sle_pairs}
         )
-        head_ch = d_channels(4, width)
+        head_ch = big(4)
         self.head_big = nn.Sequential(
-            conv2d(d_channels(8, width), head_ch, 1, 1, 0, bias=False, sn=sn),
+            conv2d(big(8), head_ch, 1, 1, 0, bias=False, sn=sn),
             nn.BatchNorm2d(head_ch),
             nn.LeakyReLU(0.2, inplace=True),
         )
@@ -112,12 +132,12 @@ class Discriminator(
         self.small_size = max(16, min(128, R // 2))
         small_sizes = [2**k for k in range(int(math.log2(self.small_size)) - 1, 2, -1)]  # S/2 ... 8
         layers: list[nn.Module] = [
-            conv2d(3, d_channels(small_sizes[0], width), 4, 2, 1, bias=False, sn=sn),
+            conv2d(3, small(small_sizes[0]), 4, 2, 1, bias=False, sn=sn),
             nn.LeakyReLU(0.2, inplace=True),
         ]
-        layers += [DownBlock(d_channels(s * 2, width), d_channels(s, width), sn) for s in small_sizes[1:]]
+        layers += [DownBlock(small(s * 2), small(s), sn) for s in small_sizes[1:]]
         self.small = nn.Sequential(*layers)
-        small_ch = d_channels(8, width)
+        small_ch = small(8)
         self.logits_small = conv2d(small_ch, 1, 4, 1, 0, bias=False, sn=sn)
         self.embed_small = nn.Embedding(self.n_classes, small_ch)
 
@@ -126,8 +146,8 @@ class Discriminator(
         # resolution would cost as much as the rest of D on small models.
         self.rec_size = max(16, min(R // 2, 128))
         self.part_size = max(16, min(R // 2, 128))
-        self.decoder_big = SimpleDecoder(d_channels(8, width), self.rec_size, width, sn)
-        self.decoder_part = SimpleDecoder(d_channels(16, width), self.part_size, width, sn)
+        self.decoder_big = SimpleDecoder(big(8), self.rec_size, width, sn)
+        self.decoder_part = SimpleDecoder(big(16), self.part_size, width, sn)
         self.decoder_small = SimpleDecoder(small_ch, self.rec_size, width, sn)
         # Auxiliary classifier (AC-GAN, Odena et al. 2017) on both branches' pooled features: D learns
         # it on real images and G must satisfy it on fakes, a direct class signal next to the

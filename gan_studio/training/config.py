@@ -19,6 +19,7 @@ class TrainConfig:
     # networks
     g_width: int = 64  # FastGAN's ngf
     d_width: int = 64  # FastGAN's ndf
+    d_widths: str = "compact"  # compact | fastgan (discriminator channel profile, models/discriminator.py)
     z_dim: int = 128
     embed_dim: int = 128
     g_spectral_norm: bool = True
@@ -44,6 +45,9 @@ class TrainConfig:
     # ce: each fake's cross-entropy; mmd: per-class MMD between the fakes' and the real images' guide
     # features, a distribution target that a class covering one pose does not meet.
     guide_target: str = "ce"
+    # What the guide sees of each fake. "rotation" makes its loss blind to in-plane orientation (the
+    # loss is averaged over all angles), so it asks for the class without choosing the pose.
+    guide_augment: str = "color,translation"
     # augmentation
     diffaug: str = "color,translation,cutout"
     flip: bool = True
@@ -71,6 +75,7 @@ class TrainConfig:
         "guide_weight",
         "guide_confidence",
         "guide_target",
+        "guide_augment",
     )
 
     def to_dict(self) -> dict:

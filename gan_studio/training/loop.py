@@ -38,7 +38,7 @@ from gan_studio.data import (
 )
 from gan_studio.device import autocast, pick_device, resolve_precision
 from gan_studio.models import Discriminator, Generator
-from gan_studio.models.diffaug import diff_augment, parse_policy
+from gan_studio.models.diffaug import GUIDE_POLICIES, diff_augment, parse_policy
 from gan_studio.models.ema import make_ema, update_ema
 from gan_studio.training import checkpoint as ckpt
 from gan_studio.training.config import TrainConfig
@@ -160,6 +160,7 @@ class Trainer:
             config = TrainConfig.from_dict({**config.to_dict(), **phase_options})
         self.config = cfg = config
         parse_policy(cfg.diffaug)
+        parse_policy(cfg.guide_augment, GUIDE_POLICIES)
         if cfg.guide_weight > 0 and not cfg.guide:
             raise ValueError("--guide-weight needs --guide GUIDE_DIR (a classifier from train-evaluator).")
         if not 0.0 < cfg.guide_confidence <= 1.0:
@@ -217,7 +218,7 @@ class Trainer:
         )
         self.recon_loss = reconstruction_loss(cfg.recon_loss)
         self.policy = parse_policy(cfg.diffaug)
-        self.guide_policy = parse_policy("color,translation")
+        self.guide_policy = parse_policy(cfg.guide_augment, GUIDE_POLICIES)
         grid_gen = torch.Generator().manual_seed(1234)
         self.grid_z = torch.randn(len(self.class_names) * 8, cfg.z_dim, generator=grid_gen)
         self.grid_labels = torch.arange(len(self.class_names)).repeat_interleave(8)
@@ -303,7 +304,11 @@ class Trainer:
             spectral_norm=cfg.g_spectral_norm,
         )
         self.D = Discriminator(
-            resolution=cfg.resolution, n_classes=n, width=cfg.d_width, aux_classifier=cfg.class_loss > 0
+            resolution=cfg.resolution,
+            n_classes=n,
+            width=cfg.d_width,
+            aux_classifier=cfg.class_loss > 0,
+            widths=cfg.d_widths,
         )
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.G.to(memory_format=memory_format)
