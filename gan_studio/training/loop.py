@@ -159,8 +159,8 @@ class Trainer:
         elif phase_options:
             config = TrainConfig.from_dict({**config.to_dict(), **phase_options})
         self.config = cfg = config
-        parse_policy(cfg.diffaug)
-        parse_policy(cfg.guide_augment, GUIDE_POLICIES)
+        self.policy = parse_policy(cfg.diffaug)
+        self.guide_policy = parse_policy(cfg.guide_augment, GUIDE_POLICIES)
         if cfg.guide_weight > 0 and not cfg.guide:
             raise ValueError("--guide-weight needs --guide GUIDE_DIR (a classifier from train-evaluator).")
         if not 0.0 < cfg.guide_confidence <= 1.0:
@@ -217,8 +217,6 @@ class Trainer:
             self.G, self.D, self.opt_g, self.opt_d
         )
         self.recon_loss = reconstruction_loss(cfg.recon_loss)
-        self.policy = parse_policy(cfg.diffaug)
-        self.guide_policy = parse_policy(cfg.guide_augment, GUIDE_POLICIES)
         grid_gen = torch.Generator().manual_seed(1234)
         self.grid_z = torch.randn(len(self.class_names) * 8, cfg.z_dim, generator=grid_gen)
         self.grid_labels = torch.arange(len(self.class_names)).repeat_interleave(8)
@@ -523,8 +521,8 @@ class Trainer:
         loss_guide = torch.zeros((), device=self.device)
         acc_guide = torch.zeros((), device=self.device)
         if self.guide is not None:
-            # Its own mild augmentation (colour, translation; no cutout, which it never saw in
-            # training): G must make the class visible wherever the part lands, not a pixel pattern.
+            # Its own augmentation (--guide-augment; never cutout, which it did not see in training):
+            # G must make the class visible wherever the part lands, not a pixel pattern.
             guide_in = self.guide.fit_resolution(diff_augment(fake, self.guide_policy).float())
             if cfg.guide_target == "mmd":
                 with autocast(self.device, self.precision):
