@@ -42,6 +42,29 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="compact",
         help="discriminator channel profile: compact (half of FastGAN's at 16 px and below) or fastgan (FastGAN's own)",
     )
+    p.add_argument(
+        "--class-groups",
+        type=int,
+        default=1,
+        metavar="K",
+        help="draw each batch as K images of each of batch/K classes, and let D see the spread within "
+        "each group (minibatch standard deviation), so that a class drawn in one pose is visible to "
+        "it (default 1: off; K must divide --batch)",
+    )
+    p.add_argument(
+        "--init-generator",
+        default=None,
+        help="start G from this saved generator (a package such as checkpoints/vise-parts, a run or a "
+        "generator folder) instead of random weights, to fine-tune it; D starts fresh",
+    )
+    p.add_argument(
+        "--d-warmup",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="train only D for the first STEPS steps (with --init-generator: lets a fresh D learn the "
+        "generator before it steers it)",
+    )
     p.add_argument("--z-dim", type=int, default=128)
     p.add_argument("--lr-g", type=float, default=2e-4)
     p.add_argument("--lr-d", type=float, default=2e-4)
@@ -60,6 +83,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="what the mode-seeking term compares: raw pixels (default), or 'shape': edge maps blind "
         "to colour and lighting, so that G cannot satisfy it by recolouring one pose",
+    )
+    p.add_argument(
+        "--shape-mmd",
+        type=float,
+        default=None,
+        help="weight of a per-class MMD between the fakes' and the real images' coarse edge maps "
+        "(blind to colour): asks each class to cover the poses and places of its real images "
+        "(default 0; pair it with --class-groups; with --resume, a new value starts a new phase)",
     )
     p.add_argument(
         "--class-loss",
@@ -185,6 +216,9 @@ def config_from_args(args):
         g_width=args.ngf,
         d_width=args.ndf,
         d_widths=args.d_widths,
+        class_group_size=args.class_groups,
+        init_generator=str(Path(args.init_generator).expanduser().resolve()) if args.init_generator else None,
+        d_warmup=args.d_warmup,
         z_dim=args.z_dim,
         lr_g=args.lr_g,
         lr_d=args.lr_d,
@@ -215,6 +249,8 @@ def phase_options_from_args(args) -> dict:
         options["mode_seeking"] = args.mode_seeking
     if args.mode_seeking_space is not None:
         options["mode_seeking_space"] = args.mode_seeking_space
+    if args.shape_mmd is not None:
+        options["shape_mmd"] = args.shape_mmd
     if args.guide is not None:
         options["guide"] = str(Path(args.guide).expanduser().resolve())
         options["guide_weight"] = 0.5 if args.guide_weight is None else args.guide_weight

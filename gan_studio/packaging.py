@@ -116,15 +116,41 @@ def training_commands(run: dict, step: int, run_dir: Path) -> list[str | None]:
     next phase took over (the last at ``step``)."""
     phases = run.get("phases") or []
     ends = [p["from_step"] for p in phases] + [step]
-    commands = [_portable(reproducible(run.get("command"), ends[0]), run_dir)]
+    config = run.get("config") or {}
+    commands: list[str | None] = _init_generator_commands(config.get("init_generator"))
+    first = run.get("command")
+    if first and config.get("guide") and not any(p.get("changes", {}).get("guide") for p in phases):
+        # A guide from the first step: remake it first, unless the base model's chain already did.
+        guide_command = _guide_command(Path(config["guide"]))
+        if re.sub(r"\bRUN\b", "BASE_RUN", guide_command) not in commands:
+            commands.append(guide_command)
+        first = _guide_placeholder(first)
+    commands.append(_portable(reproducible(first, ends[0]), run_dir))
     for phase, end in zip(phases, ends[1:]):
         command = phase.get("command")
         guide = phase.get("changes", {}).get("guide")
         if guide:
             commands.append(_guide_command(Path(guide)))
-            command = command and command.replace(guide, "GUIDE")
+            command = command and _guide_placeholder(command)
         commands.append(_portable(reproducible(command, end), run_dir))
     return commands
+
+
+def _guide_placeholder(command: str) -> str:
+    """The command with its --guide folder (as typed) written as GUIDE."""
+    return re.sub(r"(--guide(?:\s+|=))(\S+)", r"\1GUIDE", command)
+
+
+def _init_generator_commands(source: str | None) -> list[str | None]:
+    """For a run fine-tuned from a package (--init-generator): the commands that made that package,
+    its run folder renamed BASE_RUN so that the fine-tuned run can be RUN."""
+    if not source:
+        return []
+    package_json = Path(source) / "package.json"
+    if not package_json.is_file():
+        return [f"# --init-generator {Path(source).name}: no package.json records how it was made"]
+    previous = ckpt.read_json(package_json).get("commands") or []
+    return [re.sub(r"\bRUN\b", "BASE_RUN", c) for c in previous]
 
 
 def _guide_command(guide_dir: Path) -> str:

@@ -258,3 +258,32 @@ def test_guide_augment_rotation_turns_what_the_guide_sees(tmp_path, demo_dir, gu
     assert (per_image > 1e-3).float().mean() >= 0.75  # turned (an angle near 0 barely moves one)
     # Turning with mirrored borders keeps each image's colours: the means stay close.
     torch.testing.assert_close(turned.mean(dim=(1, 2, 3)), plain.mean(dim=(1, 2, 3)), atol=0.1, rtol=0)
+
+
+def test_fine_tuned_package_card_retraces_its_base_model(tmp_path, demo_dir, guide_dir):
+    """A run started with --init-generator PACKAGE and --guide: its model card lists the commands
+    that made the base package (its run renamed BASE_RUN), the guide's training (once), then the
+    fine-tuning command with GUIDE in place of the guide's folder."""
+    common = ["--res", "32", "--batch", "4", *TINY_MODEL_ARGS, "--no-progress"]
+    base = tmp_path / "base"
+    proc = run_cli("train", "--data", demo_dir, "--out", base, "--steps", "2", *common)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("package", "--run", base, "--out", tmp_path / "pkg", "--command", "echo base-extra")
+    assert proc.returncode == 0, proc.stderr
+    tuned = tmp_path / "tuned"
+    proc = run_cli(
+        "train", "--data", demo_dir, "--out", tuned, "--steps", "3", "--init-generator", tmp_path / "pkg",
+        "--d-warmup", "1", "--class-groups", "2", "--guide", guide_dir, *common,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("package", "--run", tuned, "--out", tmp_path / "pkg")  # replaces its own base
+    assert proc.returncode == 0, proc.stderr
+    commands = json.loads((tmp_path / "pkg" / "package.json").read_text())["commands"]
+    assert len(commands) == 4, commands
+    assert commands[0].startswith("python -m gan_studio train --data") and "--out BASE_RUN" in commands[0]
+    assert commands[1] == "echo base-extra"
+    assert commands[2].startswith("python -m gan_studio train-evaluator") and commands[2].endswith(
+        "--out GUIDE"
+    )
+    assert "--out RUN" in commands[3] and "--guide GUIDE" in commands[3] and "--init-generator" in commands[3]
+    assert str(guide_dir) not in (tmp_path / "pkg" / "README.md").read_text()

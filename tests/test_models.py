@@ -227,3 +227,30 @@ def test_upsample_conv_equals_upsample_then_conv(size):
     (r_x, r_w) = torch.autograd.grad(ref, (x_ref, layer.conv.weight), grad)
     torch.testing.assert_close(g_x, r_x, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(g_w, r_w, rtol=1e-4, atol=1e-4)
+
+
+def test_group_std_sees_the_spread_inside_each_group_only():
+    """Minibatch standard deviation per group of consecutive images: zero for a group of copies,
+    positive for a varied group, and D's judgement of an image depends on its group's other
+    members but not on other groups."""
+    from gan_studio.models.discriminator import group_std
+
+    torch.manual_seed(0)
+    same = torch.randn(1, 5, 4, 4).repeat(4, 1, 1, 1)
+    varied = torch.randn(4, 5, 4, 4)
+    spread = group_std(torch.cat([same, varied]), 4)
+    assert spread.shape == (8, 1, 4, 4)
+    assert spread[:4].abs().max() < 1e-3 and spread[4:].min() > 0.1
+    assert torch.equal(group_std(varied[:3], 2), torch.zeros(3, 1, 4, 4))  # no whole groups: no signal
+
+    D = Discriminator(32, 3, width=8, group_size=2).eval()
+    assert D.head_big[0].in_channels == Discriminator(32, 3, width=8).head_big[0].in_channels + 1
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 0, 1, 1])
+    base = D(x, y).logits
+    changed = x.clone()
+    changed[1] = torch.randn(3, 32, 32)  # the first group's second member
+    out = D(changed, y).logits
+    assert not torch.allclose(out[0], base[0])  # its group mate's judgement moves
+    torch.testing.assert_close(out[2:], base[2:])  # the other group's does not
+    with pytest.raises(ValueError, match="group_size"):
+        Discriminator(32, 3, width=8, group_size=0)

@@ -464,3 +464,95 @@ def test_class_loss_trains_the_auxiliary_classifier_and_old_runs_resume_without_
     legacy = TrainConfig().to_dict()
     del legacy["class_loss"]
     assert TrainConfig.from_dict(legacy).class_loss == 0.0  # its discriminator has no classifier
+
+
+def test_class_groups_batch_by_class_and_reach_d(tmp_path, demo_dir):
+    """--class-groups K: the batch is batch/K runs of K images of one class (distinct classes), the
+    fakes take the same labels, D is built with the group spread and keeps it on --resume;
+    mode-seeking pairs are neighbours of one class."""
+    from gan_studio.training.loop import Trainer
+
+    out = tmp_path / "groups"
+    trainer = Trainer(
+        _config(demo_dir, out, 2, batch=8, class_group_size=4, mode_seeking=1.0), progress=False
+    )
+    for _ in range(5):
+        idx = trainer._batch_indices()
+        labels = trainer.labels[idx].view(2, 4)
+        assert (labels == labels[:, :1]).all() and labels[0, 0] != labels[1, 0]
+    seen = {}
+    original = trainer.G.forward
+
+    def spy(z, labels, *args, **kwargs):
+        seen["fake_labels"] = labels.clone()
+        return original(z, labels, *args, **kwargs)
+
+    trainer.G.forward = spy
+    stats = trainer.train_step()
+    assert (seen["fake_labels"].view(2, 4) == seen["fake_labels"].view(2, 4)[:, :1]).all()
+    assert 0 < stats.loss_ms < float("inf")
+    trainer.G.forward = original
+    trainer.fit()
+    train(_config(demo_dir, out, 3), resume=True, progress=False)  # the run's own K, not the default
+    d_config = json.loads(
+        (out / "checkpoints" / ckpt.step_dir_name(3) / "discriminator" / "config.json").read_text()
+    )
+    assert d_config["group_size"] == 4
+    with pytest.raises(ValueError, match="must divide --batch"):
+        Trainer(_config(demo_dir, tmp_path / "bad", 2, batch=6, class_group_size=4), progress=False)
+    with pytest.raises(ValueError, match="even --class-groups"):
+        Trainer(
+            _config(demo_dir, tmp_path / "odd", 2, batch=6, class_group_size=3, mode_seeking=1.0),
+            progress=False,
+        )
+
+
+def test_init_generator_fine_tunes_a_saved_generator(tmp_path, demo_dir):
+    """--init-generator: G and its EMA start from the saved weights, D starts fresh; during
+    --d-warmup only D trains; a generator of another shape is refused with the mismatch named."""
+    source = tmp_path / "source"
+    train(_config(demo_dir, source, 2), progress=False)
+    saved = _weights(source, 2)["generator_ema"]
+    out = tmp_path / "tuned"
+    train(_config(demo_dir, out, 2, init_generator=str(source), d_warmup=2), progress=False)
+    tuned = _weights(out, 2)
+    for key, value in saved.items():
+        torch.testing.assert_close(tuned["generator_ema"][key], value, rtol=0, atol=0, msg=key)
+        # Trainable weights stay; the batch-norm statistics and spectral-norm vectors follow G's use.
+        if not key.endswith(("running_mean", "running_var", "num_batches_tracked", "._u", "._v")):
+            torch.testing.assert_close(tuned["generator"][key], value, rtol=0, atol=0, msg=key)
+    assert json.loads((out / "run.json").read_text())["config"]["init_generator"] == str(source)
+    train(_config(demo_dir, out, 3), resume=True, progress=False)  # warm-up over: G moves
+    moved = _weights(out, 3)["generator"]
+    assert any(not torch.equal(moved[k], saved[k]) for k in saved)
+    with pytest.raises(ValueError, match="does not fit this run.*width"):
+        train(_config(demo_dir, tmp_path / "wide", 1, g_width=16, init_generator=str(source)), progress=False)
+
+
+def test_shape_mmd_prefers_a_class_spread_like_its_real_images(tmp_path, demo_dir):
+    """--shape-mmd: four different real images of a class are closer (in the shape-map MMD) to
+    that class's real images than four copies of one of them; the term is logged, reaches G and
+    can start a new phase on --resume."""
+    from gan_studio.training.loop import Trainer
+
+    out = tmp_path / "shape"
+    trainer = Trainer(_config(demo_dir, out, 2, batch=8, class_group_size=8, shape_mmd=1.0), progress=False)
+    members = trainer.class_members[0][:4]
+    varied = trainer.images[members].float().div(127.5).sub(1.0)
+    copies = varied[:1].repeat(4, 1, 1, 1)
+    labels = torch.zeros(4, dtype=torch.long)
+    assert trainer._shape_mmd(varied, labels) < trainer._shape_mmd(copies, labels)
+    recoloured = torch.cat([varied[:2], -varied[2:]])  # inverted colours: the same outlines
+    torch.testing.assert_close(
+        trainer._shape_mmd(recoloured, labels), trainer._shape_mmd(varied, labels), rtol=0.05, atol=1e-3
+    )
+    stats = trainer.train_step()
+    assert 0 < stats.loss_shape_mmd < float("inf")
+    plain = Trainer(_config(demo_dir, tmp_path / "plain", 2), progress=False)
+    assert plain.train_step().loss_shape_mmd == 0.0
+    train(_config(demo_dir, tmp_path / "phase", 2), progress=False)
+    common = ["--out", str(tmp_path / "phase"), "--no-progress", "--log-every", "1"]
+    proc = run_cli("train", "--resume", "--steps", "3", "--shape-mmd", "2", *common)
+    assert proc.returncode == 0, proc.stderr
+    run = json.loads((tmp_path / "phase" / "run.json").read_text())
+    assert run["config"]["shape_mmd"] == 2.0 and run["phases"][-1]["changes"] == {"shape_mmd": 2.0}

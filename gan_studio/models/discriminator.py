@@ -63,6 +63,22 @@ def crop_quarter(x: torch.Tensor, part: int) -> torch.Tensor:
     return x[:, :, row * h : (row + 1) * h, col * w : (col + 1) * w]
 
 
+def group_std(x: torch.Tensor, group_size: int) -> torch.Tensor:
+    """A [B, 1, H, W] map of how much each group of ``group_size`` consecutive images differs.
+
+    StyleGAN's minibatch standard deviation, kept per position: the spread of the features over the
+    group, averaged over channels. With class-grouped batches every group shares one class, so a
+    generator that draws a class in one pose shows a spread no group of real images has. Batches
+    that do not split into whole groups get a zero map (D is only trained on batches that do).
+    """
+    b, _, h, w = x.shape
+    if group_size <= 1 or b % group_size:
+        return x.new_zeros(b, 1, h, w)
+    y = x.float().view(b // group_size, group_size, *x.shape[1:])
+    spread = (y.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=1, keepdim=True)
+    return spread.repeat_interleave(group_size, dim=0).to(x.dtype)
+
+
 def downscale(x: torch.Tensor, size: int) -> torch.Tensor:
     """Exact area down-scaling for power-of-two factors (cheap, alias-free)."""
     factor = x.shape[-1] // size
@@ -83,8 +99,15 @@ class Discriminator(
         spectral_norm: bool = True,
         aux_classifier: bool = False,
         widths: str = "compact",
+        group_size: int = 1,
     ):
+        """``group_size`` > 1: both heads also see the within-group spread of their features
+        (``group_std``); the training loop then draws batches of ``group_size`` images per class."""
         super().__init__()
+        if group_size < 1:
+            raise ValueError(f"group_size must be at least 1, got {group_size}.")
+        self.group_size = int(group_size)
+        extra = 1 if self.group_size > 1 else 0
         self.resolution = check_resolution(resolution)
         if widths not in D_WIDTH_PROFILES:
             raise ValueError(
@@ -121,7 +144,7 @@ class Discriminator(
         )
         head_ch = big(4)
         self.head_big = nn.Sequential(
-            conv2d(big(8), head_ch, 1, 1, 0, bias=False, sn=sn),
+            conv2d(big(8) + extra, head_ch, 1, 1, 0, bias=False, sn=sn),
             nn.BatchNorm2d(head_ch),
             nn.LeakyReLU(0.2, inplace=True),
         )
@@ -138,7 +161,7 @@ class Discriminator(
         layers += [DownBlock(small(s * 2), small(s), sn) for s in small_sizes[1:]]
         self.small = nn.Sequential(*layers)
         small_ch = small(8)
-        self.logits_small = conv2d(small_ch, 1, 4, 1, 0, bias=False, sn=sn)
+        self.logits_small = conv2d(small_ch + extra, 1, 4, 1, 0, bias=False, sn=sn)
         self.embed_small = nn.Embedding(self.n_classes, small_ch)
 
         # Self-supervised decoders (used on real images only). FastGAN redraws a 256 px image at
@@ -173,12 +196,12 @@ class Discriminator(
                 x = self.sle[f"{gates[size]}_{size}"](features[gates[size]], x)
             features[size] = x
         feat_big = x  # 8x8
-        h = self.head_big(feat_big)
+        h = self.head_big(self._with_group_std(feat_big))
         logits_big = self.logits_big(h).flatten(1)
         proj_big = (self.embed_big(labels).to(h.dtype) * h.mean(dim=(2, 3))).sum(1, keepdim=True)
 
         feat_small = self.small(downscale(images, self.small_size))
-        logits_small = self.logits_small(feat_small).flatten(1)
+        logits_small = self.logits_small(self._with_group_std(feat_small)).flatten(1)
         proj_small = (self.embed_small(labels).to(feat_small.dtype) * feat_small.mean(dim=(2, 3))).sum(
             1, keepdim=True
         )
@@ -199,6 +222,11 @@ class Discriminator(
             "part": self.decoder_part(crop_quarter(feat16, part)),
         }
         return DiscriminatorOutput(logits, recs, part, class_logits)
+
+    def _with_group_std(self, x: torch.Tensor) -> torch.Tensor:
+        if self.group_size == 1:
+            return x
+        return torch.cat([x, group_std(x, self.group_size)], dim=1)
 
     def reconstruction_targets(self, images: torch.Tensor, part: int) -> dict[str, torch.Tensor]:
         """What each decoder should have drawn, at the decoder's own resolution."""

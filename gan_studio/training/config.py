@@ -20,6 +20,10 @@ class TrainConfig:
     g_width: int = 64  # FastGAN's ngf
     d_width: int = 64  # FastGAN's ndf
     d_widths: str = "compact"  # compact | fastgan (discriminator channel profile, models/discriminator.py)
+    # >1: each batch holds batch/K classes with K images of each, and D sees the spread within each
+    # such group (minibatch standard deviation), so a class drawn in one pose is visible to D. With
+    # one or two fakes of a class per batch, D cannot tell a collapsed class from a varied one.
+    class_group_size: int = 1
     z_dim: int = 128
     embed_dim: int = 128
     g_spectral_norm: bool = True
@@ -33,6 +37,10 @@ class TrainConfig:
     recon_weight: float = 1.0
     mode_seeking: float = 0.0  # weight of MSGAN's mode-seeking term (0: off)
     mode_seeking_space: str = "pixels"  # pixels | shape (edge maps blind to colour and lighting)
+    # Weight of a per-class MMD between the fakes' and the real train images' shape maps (0: off).
+    # It compares where edges are, blind to colour: a class drawn in one pose or place misses most
+    # of its real images. Works best with --class-groups, which gives it several fakes per class.
+    shape_mmd: float = 0.0
     class_loss: float = 1.0  # weight of the auxiliary-classifier (AC-GAN) loss; 0: projection only
     # A frozen classifier trained beforehand on the real train split (train-evaluator --out). G also
     # minimises its cross-entropy on the fakes: class knowledge D's own head needs ~10^5 images to learn.
@@ -48,6 +56,11 @@ class TrainConfig:
     # What the guide sees of each fake. "rotation" makes its loss blind to in-plane orientation (the
     # loss is averaged over all angles), so it asks for the class without choosing the pose.
     guide_augment: str = "color,translation"
+    # Start G (and its EMA) from this saved generator (package, run or generator folder) instead of
+    # random weights; D starts fresh. For the first d_warmup steps only D trains, so that G is not
+    # pushed around by an untrained D's gradients.
+    init_generator: str | None = None
+    d_warmup: int = 0
     # augmentation
     diffaug: str = "color,translation,cutout"
     flip: bool = True
@@ -71,6 +84,7 @@ class TrainConfig:
     PHASE_OPTIONS = (
         "mode_seeking",
         "mode_seeking_space",
+        "shape_mmd",
         "guide",
         "guide_weight",
         "guide_confidence",

@@ -60,6 +60,7 @@ class StepStats:
     loss_cls_real: float = 0.0  # D's auxiliary-classifier cross-entropy on reals (0 when off)
     loss_cls_fake: float = 0.0  # the same classifier's cross-entropy on G's fakes (G minimises it)
     acc_cls_real: float = 0.0  # that classifier's accuracy on the (augmented) real batch
+    loss_shape_mmd: float = 0.0  # the per-class shape-map MMD (0 when --shape-mmd is off)
     loss_guide: float = 0.0  # the guide classifier's cross-entropy on the fakes (0 when off)
     acc_guide_fake: float = 0.0  # the guide's accuracy on the fakes: a running CAS-like signal
 
@@ -104,9 +105,18 @@ def shape_map(images: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(edges, 2)
 
 
-def _mean_kernel(a: torch.Tensor, b: torch.Tensor, gamma: float, unbiased: bool = False) -> torch.Tensor:
-    """Mean Gaussian kernel exp(-gamma |a_i - b_j|^2); ``unbiased`` leaves out i == j (a is b)."""
-    k = torch.exp(-gamma * torch.cdist(a, b) ** 2)
+def pose_features(images: torch.Tensor, size: int = 16) -> torch.Tensor:
+    """[B, size*size] coarse edge maps (``shape_map`` pooled): where a part's outline lies."""
+    return F.adaptive_avg_pool2d(shape_map(images), size).flatten(1)
+
+
+def _mean_kernel(
+    a: torch.Tensor, b: torch.Tensor, gamma: float | tuple[float, ...], unbiased: bool = False
+) -> torch.Tensor:
+    """Mean Gaussian kernel exp(-gamma |a_i - b_j|^2), summed over several gammas when given a
+    tuple; ``unbiased`` leaves out i == j (a is b)."""
+    d2 = torch.cdist(a, b) ** 2
+    k = sum(torch.exp(-g * d2) for g in (gamma if isinstance(gamma, tuple) else (gamma,)))
     if not unbiased:
         return k.mean()
     n = len(a)
@@ -171,6 +181,14 @@ class Trainer:
             )
         if cfg.guide_target not in ("ce", "mmd"):
             raise ValueError(f"--guide-target must be 'ce' or 'mmd', got {cfg.guide_target!r}.")
+        if cfg.class_group_size < 1 or cfg.batch % cfg.class_group_size:
+            raise ValueError(
+                f"--class-groups {cfg.class_group_size} must divide --batch {cfg.batch} (e.g. batch 16, groups 4)."
+            )
+        if cfg.class_group_size > 1 and cfg.mode_seeking > 0 and cfg.class_group_size % 2:
+            raise ValueError(
+                f"--mode-seeking pairs two fakes of one class: use an even --class-groups (got {cfg.class_group_size})."
+            )
         if cfg.guide_confidence < 1.0 and not cfg.guide:
             raise ValueError(
                 "--guide-confidence needs --guide GUIDE_DIR (a classifier from train-evaluator)."
@@ -288,6 +306,8 @@ class Trainer:
             raise ValueError(f"The train split of '{cfg.data}' is empty; lower --test-fraction.")
         self.images = self.data.images  # uint8 [N,3,R,R], the in-memory cache
         self.labels = self.data.labels
+        self.class_members = [torch.nonzero(self.labels == c).flatten() for c in range(len(self.class_names))]
+        self.class_members = [m for m in self.class_members if len(m)]
 
     def _build_models(self) -> None:
         cfg = self.config
@@ -307,7 +327,10 @@ class Trainer:
             width=cfg.d_width,
             aux_classifier=cfg.class_loss > 0,
             widths=cfg.d_widths,
+            group_size=cfg.class_group_size,
         )
+        if cfg.init_generator and not self.resume:
+            self._init_generator(cfg.init_generator)
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.G.to(memory_format=memory_format)
         self.D.to(memory_format=memory_format)
@@ -318,8 +341,25 @@ class Trainer:
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=betas, fused=fused)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=betas, fused=fused)
         self.guide = self._load_guide() if cfg.guide and cfg.guide_weight > 0 else None
+        self._shape_bank: list[torch.Tensor] | None = None  # shape_mmd: real pose features per class
+        self._shape_bandwidth = 1.0
         self._guide_bank: list[torch.Tensor] | None = None  # guide_target mmd: real features per class
         self._guide_bandwidth = 1.0
+
+    def _init_generator(self, source: str) -> None:
+        """Copy a saved generator's weights into G (before the EMA copy is made): fine-tuning."""
+        from gan_studio.sampling import load_generator
+
+        G_init, info = load_generator(source, device="cpu")
+        mine, theirs = self.G._hub_mixin_config, G_init._hub_mixin_config  # the constructor arguments
+        differ = {k: (theirs.get(k), v) for k, v in mine.items() if theirs.get(k) != v}
+        if differ:
+            detail = ", ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in sorted(differ.items()))
+            raise ValueError(
+                f"--init-generator '{source}' does not fit this run ({detail}). Train with the same "
+                "--res, --ngf, --z-dim and dataset classes as that generator."
+            )
+        self.G.load_state_dict(G_init.state_dict())
 
     def _load_guide(self):
         """The frozen guide classifier (eval mode, no parameter gradients; gradients reach G only)."""
@@ -366,6 +406,39 @@ class Trainer:
                 _mean_kernel(fake, fake, gamma, unbiased=len(fake) > 1)
                 + _mean_kernel(real, real, gamma, unbiased=len(real) > 1)
                 - 2.0 * _mean_kernel(fake, real, gamma)
+            )
+        return torch.stack(terms).mean()
+
+    def _shape_mmd(self, fake: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Per-class squared MMD between the fakes' ``pose_features`` and all of the class's real
+        train images' (each also mirrored, as training flips them); Gaussian kernel with the
+        median-distance bandwidth. The real-real term is a constant: it only makes the value an MMD."""
+        if self._shape_bank is None:
+            feats = []
+            for i in range(0, len(self.images), 256):
+                real = self.images[i : i + 256].float().div(127.5).sub(1.0)
+                feats.append(torch.cat([pose_features(real), pose_features(real.flip(3))]))
+            bank = torch.cat(feats).to(self.device)
+            labels_all = torch.cat(
+                [self.labels[i : i + 256].repeat(2) for i in range(0, len(self.images), 256)]
+            )
+            self._shape_bank = [bank[labels_all.to(bank.device) == c] for c in range(len(self.class_names))]
+            sample = bank[torch.randperm(len(bank), generator=torch.Generator().manual_seed(0))[:512]]
+            self._shape_bandwidth = torch.cdist(sample, sample).median().item() ** 2
+            gamma = 1.0 / (2.0 * self._shape_bandwidth)
+            self._shape_real_term = [
+                _mean_kernel(b, b, gamma, unbiased=True) if len(b) > 1 else torch.ones((), device=bank.device)
+                for b in self._shape_bank
+            ]
+        gamma = 1.0 / (2.0 * self._shape_bandwidth)
+        features = pose_features(fake.float())
+        terms = []
+        for c in labels.unique().tolist():
+            f = features[labels == c]
+            terms.append(
+                _mean_kernel(f, f, gamma, unbiased=len(f) > 1)
+                + self._shape_real_term[c]
+                - 2.0 * _mean_kernel(f, self._shape_bank[c], gamma)
             )
         return torch.stack(terms).mean()
 
@@ -441,8 +514,24 @@ class Trainer:
         ckpt.write_text_atomic(log, "".join(line + "\n" for line in kept))
 
     # ----------------------------------------------------------------------------- training
+    def _batch_indices(self) -> torch.Tensor:
+        """Random train images; with --class-groups K, K of each of batch/K classes, in a row."""
+        k = self.config.class_group_size
+        if k == 1:
+            return torch.randint(len(self.images), (self.config.batch,), generator=self.data_rng)
+        n_groups = self.config.batch // k
+        n_classes = len(self.class_members)
+        order = torch.cat(
+            [torch.randperm(n_classes, generator=self.data_rng) for _ in range(-(-n_groups // n_classes))]
+        )[:n_groups]
+        picks = [
+            self.class_members[c][torch.randint(len(self.class_members[c]), (k,), generator=self.data_rng)]
+            for c in order.tolist()
+        ]
+        return torch.cat(picks)
+
     def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = torch.randint(len(self.images), (self.config.batch,), generator=self.data_rng)
+        idx = self._batch_indices()
         images = self.images[idx].to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
         labels = self.labels[idx].to(self.device)
         if self.config.flip:
@@ -463,20 +552,26 @@ class Trainer:
         # except that with mode seeking pairs of fakes share a class (the second half repeats the
         # first half's), so that the term below compares two latents of the same class. The reals
         # keep their own labels: relabelling them would teach D's class terms wrong answers.
+        # With class groups, neighbours (2i, 2i+1) already share a class and are the pairs.
         fake_labels = labels
-        if cfg.mode_seeking > 0 and half:
+        grouped = cfg.class_group_size > 1
+        if cfg.mode_seeking > 0 and half and not grouped:
             fake_labels = labels.clone()
             fake_labels[half : 2 * half] = labels[:half]
 
-        with autocast(self.device, self.precision):
+        warming_up = self.step < cfg.d_warmup  # only D trains: G needs no graph
+        with autocast(self.device, self.precision), torch.set_grad_enabled(not warming_up):
             fake = G(z, fake_labels)
         loss_ms = torch.zeros((), device=self.device)
         if cfg.mode_seeking > 0 and half:
             # MSGAN (Mao et al. 2019): penalise a generator whose images move less than its latents,
             # the within-class collapse a class-conditional GAN on few images is prone to.
             view = shape_map(fake) if cfg.mode_seeking_space == "shape" else fake.float()
-            image_gap = (view[:half] - view[half : 2 * half]).abs().mean(dim=(1, 2, 3))
-            latent_gap = (z[:half] - z[half : 2 * half]).abs().mean(dim=1)
+            first, second = (
+                (slice(0, None, 2), slice(1, None, 2)) if grouped else (slice(0, half), slice(half, 2 * half))
+            )
+            image_gap = (view[first] - view[second]).abs().mean(dim=(1, 2, 3))
+            latent_gap = (z[first] - z[second]).abs().mean(dim=1)
             loss_ms = 1.0 / ((image_gap / latent_gap).mean() + 1e-5)
         fake_aug = diff_augment(fake, self.policy)
         real_aug = diff_augment(real, self.policy)
@@ -509,6 +604,19 @@ class Trainer:
         )
         self.opt_d.step()
 
+        if warming_up:  # D catches up with a G it did not train with (--init-generator)
+            return StepStats(
+                loss_d_real=loss_d_real.item(),
+                loss_d_fake=loss_d_fake.item(),
+                loss_recon=loss_recon.item(),
+                loss_g=0.0,
+                logits_real=logits_real.mean().item(),
+                logits_fake=logits_fake.mean().item(),
+                r_t=torch.sign(logits_real).mean().item(),
+                loss_cls_real=loss_cls_real.item(),
+                acc_cls_real=acc_cls_real.item(),
+            )
+
         # G step through the updated D (its weights frozen: no D gradients are computed).
         self.opt_g.zero_grad(set_to_none=True)
         D_plain.requires_grad_(False)
@@ -518,6 +626,9 @@ class Trainer:
         loss_cls_fake = torch.zeros((), device=self.device)
         if out_g.class_logits is not None:
             loss_cls_fake = F.cross_entropy(out_g.class_logits.float(), fake_labels)
+        loss_shape_mmd = torch.zeros((), device=self.device)
+        if cfg.shape_mmd > 0:
+            loss_shape_mmd = self._shape_mmd(fake, fake_labels)
         loss_guide = torch.zeros((), device=self.device)
         acc_guide = torch.zeros((), device=self.device)
         if self.guide is not None:
@@ -543,6 +654,7 @@ class Trainer:
             + cfg.mode_seeking * loss_ms
             + cfg.class_loss * loss_cls_fake
             + cfg.guide_weight * loss_guide
+            + cfg.shape_mmd * loss_shape_mmd
         )
         D_plain.requires_grad_(True)
         self.opt_g.step()
@@ -563,6 +675,7 @@ class Trainer:
             loss_cls_real=loss_cls_real.item(),
             loss_cls_fake=loss_cls_fake.item(),
             acc_cls_real=acc_cls_real.item(),
+            loss_shape_mmd=loss_shape_mmd.item(),
             loss_guide=loss_guide.item(),
             acc_guide_fake=acc_guide.item(),
         )
