@@ -342,7 +342,6 @@ class Trainer:
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=betas, fused=fused)
         self.guide = self._load_guide() if cfg.guide and cfg.guide_weight > 0 else None
         self._shape_bank: list[torch.Tensor] | None = None  # shape_mmd: real pose features per class
-        self._shape_bandwidth = 1.0
         self._guide_bank: list[torch.Tensor] | None = None  # guide_target mmd: real features per class
         self._guide_bandwidth = 1.0
 
@@ -409,36 +408,44 @@ class Trainer:
             )
         return torch.stack(terms).mean()
 
+    # Kernel widths of the shape MMD, as fractions of a class's median squared distance between its
+    # real images. A single wide kernel only matches the classes' mean edge map, which one blurred
+    # pose meets; narrow ones see whether each real pose has a fake near it.
+    SHAPE_MMD_SCALES = (0.1, 0.3, 1.0)
+
     def _shape_mmd(self, fake: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Per-class squared MMD between the fakes' ``pose_features`` and all of the class's real
-        train images' (each also mirrored, as training flips them); Gaussian kernel with the
-        median-distance bandwidth. The real-real term is a constant: it only makes the value an MMD."""
+        train images' (each also mirrored, as training flips them), with a sum of Gaussian kernels
+        (``SHAPE_MMD_SCALES``). The real-real term is a constant: it only makes the value an MMD."""
         if self._shape_bank is None:
-            feats = []
+            feats, labels_all = [], []
             for i in range(0, len(self.images), 256):
                 real = self.images[i : i + 256].float().div(127.5).sub(1.0)
                 feats.append(torch.cat([pose_features(real), pose_features(real.flip(3))]))
-            bank = torch.cat(feats).to(self.device)
-            labels_all = torch.cat(
-                [self.labels[i : i + 256].repeat(2) for i in range(0, len(self.images), 256)]
-            )
-            self._shape_bank = [bank[labels_all.to(bank.device) == c] for c in range(len(self.class_names))]
-            sample = bank[torch.randperm(len(bank), generator=torch.Generator().manual_seed(0))[:512]]
-            self._shape_bandwidth = torch.cdist(sample, sample).median().item() ** 2
-            gamma = 1.0 / (2.0 * self._shape_bandwidth)
-            self._shape_real_term = [
-                _mean_kernel(b, b, gamma, unbiased=True) if len(b) > 1 else torch.ones((), device=bank.device)
-                for b in self._shape_bank
-            ]
-        gamma = 1.0 / (2.0 * self._shape_bandwidth)
+                labels_all.append(self.labels[i : i + 256].repeat(2))
+            bank, labels_all = torch.cat(feats).to(self.device), torch.cat(labels_all).to(self.device)
+            self._shape_bank, self._shape_gammas, self._shape_real_term = [], [], []
+            for c in range(len(self.class_names)):
+                real = bank[labels_all == c]
+                d2 = torch.cdist(real, real) ** 2
+                median = (
+                    d2[~torch.eye(len(real), dtype=torch.bool, device=d2.device)].median()
+                    if len(real) > 1
+                    else None
+                )
+                median = float(median) if median is not None and median > 0 else 1.0
+                gammas = tuple(1.0 / (2.0 * scale * median) for scale in self.SHAPE_MMD_SCALES)
+                self._shape_bank.append(real)
+                self._shape_gammas.append(gammas)
+                self._shape_real_term.append(_mean_kernel(real, real, gammas, unbiased=len(real) > 1))
         features = pose_features(fake.float())
         terms = []
         for c in labels.unique().tolist():
-            f = features[labels == c]
+            f, gammas = features[labels == c], self._shape_gammas[c]
             terms.append(
-                _mean_kernel(f, f, gamma, unbiased=len(f) > 1)
+                _mean_kernel(f, f, gammas, unbiased=len(f) > 1)
                 + self._shape_real_term[c]
-                - 2.0 * _mean_kernel(f, self._shape_bank[c], gamma)
+                - 2.0 * _mean_kernel(f, self._shape_bank[c], gammas)
             )
         return torch.stack(terms).mean()
 
