@@ -349,14 +349,21 @@ class Trainer:
         """Copy a saved generator's weights into G (before the EMA copy is made): fine-tuning."""
         from gan_studio.sampling import load_generator
 
-        G_init, info = load_generator(source, device="cpu")
-        mine, theirs = self.G._hub_mixin_config, G_init._hub_mixin_config  # the constructor arguments
-        differ = {k: (theirs.get(k), v) for k, v in mine.items() if theirs.get(k) != v}
+        G_init, _ = load_generator(source, device="cpu")
+        differ = [
+            f"{name}: {getattr(G_init, name)!r} there, {getattr(self.G, name)!r} here"
+            for name in ("resolution", "z_dim", "class_names")
+            if getattr(G_init, name) != getattr(self.G, name)
+        ]
+        theirs, mine = G_init.state_dict(), self.G.state_dict()
+        if not differ and (
+            theirs.keys() != mine.keys() or any(theirs[k].shape != mine[k].shape for k in mine)
+        ):
+            differ.append("layer widths differ (--ngf, embedding size or spectral norm)")
         if differ:
-            detail = ", ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in sorted(differ.items()))
             raise ValueError(
-                f"--init-generator '{source}' does not fit this run ({detail}). Train with the same "
-                "--res, --ngf, --z-dim and dataset classes as that generator."
+                f"--init-generator '{source}' does not fit this run ({'; '.join(differ)}). Train with "
+                "the same --res, --ngf, --z-dim and dataset classes as that generator."
             )
         self.G.load_state_dict(G_init.state_dict())
 
