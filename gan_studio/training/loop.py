@@ -143,6 +143,22 @@ def reconstruction_loss(kind: str):
     raise ValueError(f"Unknown reconstruction loss {kind!r}: use mse, l1 or lpips")
 
 
+def _squared_mmd(
+    fake: torch.Tensor,
+    real: torch.Tensor,
+    gamma: float | tuple[float, ...],
+    real_term: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Squared MMD between two samples (unbiased within each); ``real_term`` when already known."""
+    if real_term is None:
+        real_term = _mean_kernel(real, real, gamma, unbiased=len(real) > 1)
+    return (
+        _mean_kernel(fake, fake, gamma, unbiased=len(fake) > 1)
+        + real_term
+        - 2.0 * _mean_kernel(fake, real, gamma)
+    )
+
+
 class Trainer:
     """Owns the models, optimisers, data and run directory of one training run."""
 
@@ -408,11 +424,7 @@ class Trainer:
             fake = features[labels == c]
             bank = self._guide_bank[c]
             real = bank[torch.randint(len(bank), (min(n_real, len(bank)),), device=bank.device)]
-            terms.append(
-                _mean_kernel(fake, fake, gamma, unbiased=len(fake) > 1)
-                + _mean_kernel(real, real, gamma, unbiased=len(real) > 1)
-                - 2.0 * _mean_kernel(fake, real, gamma)
-            )
+            terms.append(_squared_mmd(fake, real, gamma))
         return torch.stack(terms).mean()
 
     # Kernel widths of the shape MMD, as fractions of a class's median squared distance between its
@@ -434,13 +446,8 @@ class Trainer:
             self._shape_bank, self._shape_gammas, self._shape_real_term = [], [], []
             for c in range(len(self.class_names)):
                 real = bank[labels_all == c]
-                d2 = torch.cdist(real, real) ** 2
-                median = (
-                    d2[~torch.eye(len(real), dtype=torch.bool, device=d2.device)].median()
-                    if len(real) > 1
-                    else None
-                )
-                median = float(median) if median is not None and median > 0 else 1.0
+                d2 = torch.pdist(real) ** 2  # each pair once
+                median = float(d2.median()) if len(d2) and d2.median() > 0 else 1.0
                 gammas = tuple(1.0 / (2.0 * scale * median) for scale in self.SHAPE_MMD_SCALES)
                 self._shape_bank.append(real)
                 self._shape_gammas.append(gammas)
@@ -448,11 +455,13 @@ class Trainer:
         features = pose_features(fake.float())
         terms = []
         for c in labels.unique().tolist():
-            f, gammas = features[labels == c], self._shape_gammas[c]
             terms.append(
-                _mean_kernel(f, f, gammas, unbiased=len(f) > 1)
-                + self._shape_real_term[c]
-                - 2.0 * _mean_kernel(f, self._shape_bank[c], gammas)
+                _squared_mmd(
+                    features[labels == c],
+                    self._shape_bank[c],
+                    self._shape_gammas[c],
+                    self._shape_real_term[c],
+                )
             )
         return torch.stack(terms).mean()
 
@@ -618,18 +627,18 @@ class Trainer:
         )
         self.opt_d.step()
 
+        d_stats = dict(
+            loss_d_real=loss_d_real.item(),
+            loss_d_fake=loss_d_fake.item(),
+            loss_recon=loss_recon.item(),
+            logits_real=logits_real.mean().item(),
+            logits_fake=logits_fake.mean().item(),
+            r_t=torch.sign(logits_real).mean().item(),
+            loss_cls_real=loss_cls_real.item(),
+            acc_cls_real=acc_cls_real.item(),
+        )
         if warming_up:  # D catches up with a G it did not train with (--init-generator)
-            return StepStats(
-                loss_d_real=loss_d_real.item(),
-                loss_d_fake=loss_d_fake.item(),
-                loss_recon=loss_recon.item(),
-                loss_g=0.0,
-                logits_real=logits_real.mean().item(),
-                logits_fake=logits_fake.mean().item(),
-                r_t=torch.sign(logits_real).mean().item(),
-                loss_cls_real=loss_cls_real.item(),
-                acc_cls_real=acc_cls_real.item(),
-            )
+            return StepStats(**d_stats, loss_g=0.0)
 
         # G step through the updated D (its weights frozen: no D gradients are computed).
         self.opt_g.zero_grad(set_to_none=True)
@@ -678,17 +687,10 @@ class Trainer:
         update_ema(self.G_ema, self.accelerator.unwrap_model(G), decay)
 
         return StepStats(
-            loss_d_real=loss_d_real.item(),
-            loss_d_fake=loss_d_fake.item(),
-            loss_recon=loss_recon.item(),
+            **d_stats,
             loss_g=loss_g.item(),
-            logits_real=logits_real.mean().item(),
-            logits_fake=logits_fake.mean().item(),
-            r_t=torch.sign(logits_real).mean().item(),
             loss_ms=loss_ms.item(),
-            loss_cls_real=loss_cls_real.item(),
             loss_cls_fake=loss_cls_fake.item(),
-            acc_cls_real=acc_cls_real.item(),
             loss_shape_mmd=loss_shape_mmd.item(),
             loss_guide=loss_guide.item(),
             acc_guide_fake=acc_guide.item(),
