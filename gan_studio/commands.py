@@ -93,6 +93,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(default 0; pair it with --class-groups; with --resume, a new value starts a new phase)",
     )
     p.add_argument(
+        "--pose-mmd",
+        type=float,
+        default=None,
+        help="weight of a per-class MMD on each image's silhouette axis (which way the part points, "
+        "how elongated) and centroid: asks each class to point and sit the ways its real images do "
+        "(default 0; pair it with --class-groups; with --resume, a new value starts a new phase)",
+    )
+    p.add_argument(
         "--class-loss",
         type=float,
         default=1.0,
@@ -251,6 +259,8 @@ def phase_options_from_args(args) -> dict:
         options["mode_seeking_space"] = args.mode_seeking_space
     if args.shape_mmd is not None:
         options["shape_mmd"] = args.shape_mmd
+    if args.pose_mmd is not None:
+        options["pose_mmd"] = args.pose_mmd
     if args.guide is not None:
         options["guide"] = str(Path(args.guide).expanduser().resolve())
         options["guide_weight"] = 0.5 if args.guide_weight is None else args.guide_weight

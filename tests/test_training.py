@@ -541,10 +541,13 @@ def test_shape_mmd_prefers_a_class_spread_like_its_real_images(tmp_path, demo_di
     varied = trainer.images[members].float().div(127.5).sub(1.0)
     copies = varied[:1].repeat(4, 1, 1, 1)
     labels = torch.zeros(4, dtype=torch.long)
-    assert trainer._shape_mmd(varied, labels) < trainer._shape_mmd(copies, labels)
+    assert trainer._class_mmd("shape", varied, labels) < trainer._class_mmd("shape", copies, labels)
     recoloured = torch.cat([varied[:2], -varied[2:]])  # inverted colours: the same outlines
     torch.testing.assert_close(
-        trainer._shape_mmd(recoloured, labels), trainer._shape_mmd(varied, labels), rtol=0.05, atol=1e-3
+        trainer._class_mmd("shape", recoloured, labels),
+        trainer._class_mmd("shape", varied, labels),
+        rtol=0.05,
+        atol=1e-3,
     )
     stats = trainer.train_step()
     assert 0 < stats.loss_shape_mmd < float("inf")
@@ -556,3 +559,51 @@ def test_shape_mmd_prefers_a_class_spread_like_its_real_images(tmp_path, demo_di
     assert proc.returncode == 0, proc.stderr
     run = json.loads((tmp_path / "phase" / "run.json").read_text())
     assert run["config"]["shape_mmd"] == 2.0 and run["phases"][-1]["changes"] == {"shape_mmd": 2.0}
+
+
+def test_pose_moments_read_which_way_a_part_points_and_where_it_sits():
+    """A bar on a plain table: its axis vector is elongation * (cos 2θ, sin 2θ) (image y pointing
+    down, as in benchmarks/pose_spread.py), its centroid is where it lies, the table's colour does
+    not matter, and the gradient reaches the pixels."""
+    from gan_studio.training.loop import pose_moments
+
+    table = torch.full((4, 3, 32, 32), -0.6)
+    table[1] = 0.4  # another table colour
+    bars = table.clone()
+    bars[0, :, 14:18, 4:28] = 0.9  # horizontal, centred
+    bars[1, :, 14:18, 4:28] = -0.9  # the same bar, dark on a light table
+    bars[2, :, 4:28, 6:10] = 0.9  # vertical, on the left
+    for i in range(4, 28):  # diagonal: from top-left to bottom-right
+        bars[3, :, i, i - 2 : i + 2] = 0.9
+    bars.requires_grad_(True)
+    m = pose_moments(bars)
+    assert m[0, 0] > 0.8 and abs(m[0, 1]) < 0.05
+    torch.testing.assert_close(m[1], m[0], atol=0.02, rtol=0)
+    assert m[2, 0] < -0.8 and m[2, 2] < m[0, 2] - 0.5  # the centroid (doubled) lies further left
+    assert m[3, 1] > 0.8 and abs(m[3, 0]) < 0.1  # y down: this diagonal has a positive xy moment
+    m[:, :2].abs().sum().backward()
+    assert bars.grad.abs().sum() > 0
+
+
+def test_pose_mmd_prefers_a_class_spread_like_its_real_images(tmp_path, demo_dir):
+    """--pose-mmd: varied real images of a class are closer to its real images than copies of one;
+    the term is logged, 0 when off, and a phase option on --resume."""
+    from gan_studio.training.loop import Trainer
+
+    trainer = Trainer(
+        _config(demo_dir, tmp_path / "pose", 2, batch=8, class_group_size=8, pose_mmd=1.0), progress=False
+    )
+    members = trainer.class_members[0]
+    varied = trainer.images[members].float().div(127.5).sub(1.0)
+    copies = varied[:1].repeat(len(varied), 1, 1, 1)
+    labels = torch.zeros(len(varied), dtype=torch.long)
+    assert trainer._class_mmd("pose", varied, labels) < trainer._class_mmd("pose", copies, labels)
+    stats = trainer.train_step()
+    assert 0 < stats.loss_pose_mmd < float("inf") and stats.loss_shape_mmd == 0.0
+    assert Trainer(_config(demo_dir, tmp_path / "plain", 2), progress=False).train_step().loss_pose_mmd == 0.0
+    train(_config(demo_dir, tmp_path / "phase", 2), progress=False)
+    common = ["--out", str(tmp_path / "phase"), "--no-progress", "--log-every", "1"]
+    proc = run_cli("train", "--resume", "--steps", "3", "--pose-mmd", "2", *common)
+    assert proc.returncode == 0, proc.stderr
+    run = json.loads((tmp_path / "phase" / "run.json").read_text())
+    assert run["config"]["pose_mmd"] == 2.0 and run["phases"][-1]["changes"] == {"pose_mmd": 2.0}

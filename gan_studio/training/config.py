@@ -41,6 +41,10 @@ class TrainConfig:
     # It compares where edges are, blind to colour: a class drawn in one pose or place misses most
     # of its real images. Works best with --class-groups, which gives it several fakes per class.
     shape_mmd: float = 0.0
+    # Weight of a per-class MMD on four numbers per image: the soft silhouette's principal axis
+    # (which way the part points, how elongated it is) and its centroid (0: off). Edge maps carry
+    # orientation only weakly; this asks each class's fakes to point the ways its real parts do.
+    pose_mmd: float = 0.0
     class_loss: float = 1.0  # weight of the auxiliary-classifier (AC-GAN) loss; 0: projection only
     # A frozen classifier trained beforehand on the real train split (train-evaluator --out). G also
     # minimises its cross-entropy on the fakes: class knowledge D's own head needs ~10^5 images to learn.
@@ -85,6 +89,7 @@ class TrainConfig:
         "mode_seeking",
         "mode_seeking_space",
         "shape_mmd",
+        "pose_mmd",
         "guide",
         "guide_weight",
         "guide_confidence",

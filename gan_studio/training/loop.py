@@ -61,6 +61,7 @@ class StepStats:
     loss_cls_fake: float = 0.0  # the same classifier's cross-entropy on G's fakes (G minimises it)
     acc_cls_real: float = 0.0  # that classifier's accuracy on the (augmented) real batch
     loss_shape_mmd: float = 0.0  # the per-class shape-map MMD (0 when --shape-mmd is off)
+    loss_pose_mmd: float = 0.0  # the per-class pose-moment MMD (0 when --pose-mmd is off)
     loss_guide: float = 0.0  # the guide classifier's cross-entropy on the fakes (0 when off)
     acc_guide_fake: float = 0.0  # the guide's accuracy on the fakes: a running CAS-like signal
 
@@ -108,6 +109,53 @@ def shape_map(images: torch.Tensor) -> torch.Tensor:
 def pose_features(images: torch.Tensor, size: int = 16) -> torch.Tensor:
     """[B, size*size] coarse edge maps (``shape_map`` pooled): where a part's outline lies."""
     return F.adaptive_avg_pool2d(shape_map(images), size).flatten(1)
+
+
+def soft_silhouette(images: torch.Tensor, floor: float = 0.3) -> torch.Tensor:
+    """[B, H, W] soft mask of what differs from each image's border colour (images in [-1, 1]).
+
+    The differentiable twin of ``benchmarks/pose_spread.py``'s silhouettes: the part is what stands
+    out from the table, whose colour the image border gives. The background colour and the
+    threshold (the larger of ``floor`` and half the 99th-percentile distance) are held fixed for
+    the gradient, so G can only move the mask by moving or turning what it draws.
+    """
+    x = images.float()
+    border = torch.cat(
+        [
+            x[..., :2, :].flatten(2),
+            x[..., -2:, :].flatten(2),
+            x[..., :, :2].flatten(2),
+            x[..., :, -2:].flatten(2),
+        ],
+        dim=2,
+    )
+    background = border.median(dim=2).values.detach()[..., None, None]
+    distance = torch.sqrt(((x - background) ** 2).sum(dim=1) + 1e-6)
+    threshold = torch.clamp(0.5 * torch.quantile(distance.detach().flatten(1), 0.99, dim=1), min=floor)
+    threshold = threshold[:, None, None]
+    return torch.sigmoid((distance - threshold) / (0.1 * threshold))
+
+
+def pose_moments(images: torch.Tensor) -> torch.Tensor:
+    """[B, 4] where a part lies and which way it points: the soft silhouette's principal-axis
+    vector (elongation * (cos 2θ, sin 2θ), from its second moments) and its centroid (doubled, so
+    that a shift across the image weighs like a turn).
+
+    Edge maps pooled to 16x16 carry a part's orientation only weakly; these four numbers are it.
+    """
+    mask = soft_silhouette(images)
+    h, w = mask.shape[-2:]
+    ys = torch.linspace(0.0, 1.0, h, device=mask.device)[:, None].expand(h, w)
+    xs = torch.linspace(0.0, 1.0, w, device=mask.device)[None, :].expand(h, w)
+    area = mask.sum(dim=(1, 2)) + 1e-3
+    cx = (mask * xs).sum(dim=(1, 2)) / area
+    cy = (mask * ys).sum(dim=(1, 2)) / area
+    dx, dy = xs - cx[:, None, None], ys - cy[:, None, None]
+    cxx = (mask * dx * dx).sum(dim=(1, 2)) / area
+    cyy = (mask * dy * dy).sum(dim=(1, 2)) / area
+    cxy = (mask * dx * dy).sum(dim=(1, 2)) / area
+    trace = cxx + cyy + 1e-6
+    return torch.stack([(cxx - cyy) / trace, 2.0 * cxy / trace, 2.0 * cx, 2.0 * cy], dim=1)
 
 
 def _mean_kernel(
@@ -357,7 +405,7 @@ class Trainer:
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=betas, fused=fused)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=betas, fused=fused)
         self.guide = self._load_guide() if cfg.guide and cfg.guide_weight > 0 else None
-        self._shape_bank: list[torch.Tensor] | None = None  # shape_mmd: real pose features per class
+        self._real_banks: dict[str, dict] = {}  # shape_mmd / pose_mmd: real features per class
         self._guide_bank: list[torch.Tensor] | None = None  # guide_target mmd: real features per class
         self._guide_bandwidth = 1.0
 
@@ -427,42 +475,37 @@ class Trainer:
             terms.append(_squared_mmd(fake, real, gamma))
         return torch.stack(terms).mean()
 
-    # Kernel widths of the shape MMD, as fractions of a class's median squared distance between its
-    # real images. A single wide kernel only matches the classes' mean edge map, which one blurred
-    # pose meets; narrow ones see whether each real pose has a fake near it.
+    # Kernel widths of the per-class MMDs (shape and pose), as fractions of a class's median squared
+    # distance between its real images. A single wide kernel only matches the class's mean, which
+    # one blurred pose meets; narrow ones see whether each real pose has a fake near it.
     SHAPE_MMD_SCALES = (0.1, 0.3, 1.0)
 
-    def _shape_mmd(self, fake: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Per-class squared MMD between the fakes' ``pose_features`` and all of the class's real
-        train images' (each also mirrored, as training flips them), with a sum of Gaussian kernels
-        (``SHAPE_MMD_SCALES``). The real-real term is a constant: it only makes the value an MMD."""
-        if self._shape_bank is None:
-            feats, labels_all = [], []
-            for i in range(0, len(self.images), 256):
-                real = self.images[i : i + 256].float().div(127.5).sub(1.0)
-                feats.append(torch.cat([pose_features(real), pose_features(real.flip(3))]))
-                labels_all.append(self.labels[i : i + 256].repeat(2))
-            bank, labels_all = torch.cat(feats).to(self.device), torch.cat(labels_all).to(self.device)
-            self._shape_bank, self._shape_gammas, self._shape_real_term = [], [], []
-            for c in range(len(self.class_names)):
-                real = bank[labels_all == c]
-                d2 = torch.pdist(real) ** 2  # each pair once
-                median = float(d2.median()) if len(d2) and d2.median() > 0 else 1.0
-                gammas = tuple(1.0 / (2.0 * scale * median) for scale in self.SHAPE_MMD_SCALES)
-                self._shape_bank.append(real)
-                self._shape_gammas.append(gammas)
-                self._shape_real_term.append(_mean_kernel(real, real, gammas, unbiased=len(real) > 1))
-        features = pose_features(fake.float())
-        terms = []
-        for c in labels.unique().tolist():
-            terms.append(
-                _squared_mmd(
-                    features[labels == c],
-                    self._shape_bank[c],
-                    self._shape_gammas[c],
-                    self._shape_real_term[c],
-                )
-            )
+    def _real_bank(self, features) -> dict:
+        """``features`` of every real train image and its mirror image (training flips them), per
+        class, with the class's kernel widths (``SHAPE_MMD_SCALES``) and its constant real-real term."""
+        feats, labels_all = [], []
+        for i in range(0, len(self.images), 256):
+            real = self.images[i : i + 256].float().div(127.5).sub(1.0)
+            feats.append(torch.cat([features(real), features(real.flip(3))]))
+            labels_all.append(self.labels[i : i + 256].repeat(2))
+        bank, labels_all = torch.cat(feats).to(self.device), torch.cat(labels_all).to(self.device)
+        classes = []
+        for c in range(len(self.class_names)):
+            real = bank[labels_all == c]
+            d2 = torch.pdist(real) ** 2  # each pair once
+            median = float(d2.median()) if len(d2) and d2.median() > 0 else 1.0
+            gammas = tuple(1.0 / (2.0 * scale * median) for scale in self.SHAPE_MMD_SCALES)
+            classes.append((real, gammas, _mean_kernel(real, real, gammas, unbiased=len(real) > 1)))
+        return {"features": features, "classes": classes}
+
+    def _class_mmd(self, kind: str, fake: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean over the batch's classes of the squared MMD between the fakes' features (``kind``:
+        "shape", ``pose_features``; "pose", ``pose_moments``) and all of the class's real ones."""
+        if kind not in self._real_banks:
+            self._real_banks[kind] = self._real_bank({"shape": pose_features, "pose": pose_moments}[kind])
+        bank = self._real_banks[kind]
+        features = bank["features"](fake.float())
+        terms = [_squared_mmd(features[labels == c], *bank["classes"][c]) for c in labels.unique().tolist()]
         return torch.stack(terms).mean()
 
     def _write_run_files(self) -> None:
@@ -651,7 +694,10 @@ class Trainer:
             loss_cls_fake = F.cross_entropy(out_g.class_logits.float(), fake_labels)
         loss_shape_mmd = torch.zeros((), device=self.device)
         if cfg.shape_mmd > 0:
-            loss_shape_mmd = self._shape_mmd(fake, fake_labels)
+            loss_shape_mmd = self._class_mmd("shape", fake, fake_labels)
+        loss_pose_mmd = torch.zeros((), device=self.device)
+        if cfg.pose_mmd > 0:
+            loss_pose_mmd = self._class_mmd("pose", fake, fake_labels)
         loss_guide = torch.zeros((), device=self.device)
         acc_guide = torch.zeros((), device=self.device)
         if self.guide is not None:
@@ -678,6 +724,7 @@ class Trainer:
             + cfg.class_loss * loss_cls_fake
             + cfg.guide_weight * loss_guide
             + cfg.shape_mmd * loss_shape_mmd
+            + cfg.pose_mmd * loss_pose_mmd
         )
         D_plain.requires_grad_(True)
         self.opt_g.step()
@@ -692,6 +739,7 @@ class Trainer:
             loss_ms=loss_ms.item(),
             loss_cls_fake=loss_cls_fake.item(),
             loss_shape_mmd=loss_shape_mmd.item(),
+            loss_pose_mmd=loss_pose_mmd.item(),
             loss_guide=loss_guide.item(),
             acc_guide_fake=acc_guide.item(),
         )
