@@ -117,7 +117,8 @@ def soft_silhouette(images: torch.Tensor, floor: float = 0.3) -> torch.Tensor:
     The differentiable twin of ``benchmarks/pose_spread.py``'s silhouettes: the part is what stands
     out from the table, whose colour the image border gives. The background colour and the
     threshold (the larger of ``floor`` and half the 99th-percentile distance) are held fixed for
-    the gradient, so G can only move the mask by moving or turning what it draws.
+    the gradient: it reaches what G draws, not the yardstick. A G that answers it with dark blobs
+    rather than turned parts shows in precision and the sample grid (BENCHMARKS.md, session 10).
     """
     x = images.float()
     border = torch.cat(
