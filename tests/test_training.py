@@ -529,6 +529,16 @@ def test_init_generator_fine_tunes_a_saved_generator(tmp_path, demo_dir):
         train(_config(demo_dir, tmp_path / "wide", 1, g_width=16, init_generator=str(source)), progress=False)
 
 
+def _assert_resume_starts_phase(out, demo_dir, option: str, value: float) -> None:
+    """``train --resume --OPTION VALUE`` on a 2-step run records the new value and a phase for it."""
+    train(_config(demo_dir, out, 2), progress=False)
+    flag = "--" + option.replace("_", "-")
+    proc = run_cli("train", "--resume", "--steps", "3", flag, str(value), "--out", str(out), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"][option] == value and run["phases"][-1]["changes"] == {option: value}
+
+
 def test_shape_mmd_prefers_a_class_spread_like_its_real_images(tmp_path, demo_dir):
     """--shape-mmd: four different real images of a class are closer (in the shape-map MMD) to
     that class's real images than four copies of one of them; the term is logged, reaches G and
@@ -553,12 +563,7 @@ def test_shape_mmd_prefers_a_class_spread_like_its_real_images(tmp_path, demo_di
     assert 0 < stats.loss_shape_mmd < float("inf")
     plain = Trainer(_config(demo_dir, tmp_path / "plain", 2), progress=False)
     assert plain.train_step().loss_shape_mmd == 0.0
-    train(_config(demo_dir, tmp_path / "phase", 2), progress=False)
-    common = ["--out", str(tmp_path / "phase"), "--no-progress", "--log-every", "1"]
-    proc = run_cli("train", "--resume", "--steps", "3", "--shape-mmd", "2", *common)
-    assert proc.returncode == 0, proc.stderr
-    run = json.loads((tmp_path / "phase" / "run.json").read_text())
-    assert run["config"]["shape_mmd"] == 2.0 and run["phases"][-1]["changes"] == {"shape_mmd": 2.0}
+    _assert_resume_starts_phase(tmp_path / "phase", demo_dir, "shape_mmd", 2.0)
 
 
 def test_pose_moments_read_which_way_a_part_points_and_where_it_sits():
@@ -601,9 +606,4 @@ def test_pose_mmd_prefers_a_class_spread_like_its_real_images(tmp_path, demo_dir
     stats = trainer.train_step()
     assert 0 < stats.loss_pose_mmd < float("inf") and stats.loss_shape_mmd == 0.0
     assert Trainer(_config(demo_dir, tmp_path / "plain", 2), progress=False).train_step().loss_pose_mmd == 0.0
-    train(_config(demo_dir, tmp_path / "phase", 2), progress=False)
-    common = ["--out", str(tmp_path / "phase"), "--no-progress", "--log-every", "1"]
-    proc = run_cli("train", "--resume", "--steps", "3", "--pose-mmd", "2", *common)
-    assert proc.returncode == 0, proc.stderr
-    run = json.loads((tmp_path / "phase" / "run.json").read_text())
-    assert run["config"]["pose_mmd"] == 2.0 and run["phases"][-1]["changes"] == {"pose_mmd": 2.0}
+    _assert_resume_starts_phase(tmp_path / "phase", demo_dir, "pose_mmd", 2.0)
