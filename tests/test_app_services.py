@@ -190,7 +190,7 @@ def test_curation_scores_thresholds_toggles_persists_and_exports(registry, real_
         _, real_features = e.model.predict_uint8(real_split.train.images)
         new = store.add_generated(
             g.model, g.info, e.model, real_features, real_split.train_names, classes=[0, 6], n_per_class=3, seed=5,
-            chain=postprocess.build_chain(["median"]),
+            chain=postprocess.build_chain(["median"]), real_labels=real_split.train.labels,
         )  # fmt: skip
         again = store.add_generated(
             g.model,

@@ -19,6 +19,7 @@ from gan_studio.metrics import (
 )
 from gan_studio.metrics import diversity as diversity_module
 from gan_studio.metrics.fid_kid import EvaluatorFeatureExtractor, kernel_distance, kid_subset_size
+from gan_studio.metrics.memorization import copy_ratios
 from gan_studio.metrics.prdc import prdc
 
 CLASSES = ["a", "b", "c"]
@@ -141,6 +142,36 @@ def test_copying_generator_is_flagged_as_memorisation():
     worst = result["worst_pairs"][:5]
     assert sorted((p["fake_index"], p["real_index"]) for p in worst) == sorted(enumerate(copied))
     assert all(p["ratio"] < 0.01 for p in worst)
+
+
+def test_memorisation_scales_each_class_by_its_own_spread():
+    """A compact class (a screw seen from any side) has training images close together: fresh
+    images of it are not copies, and copies of it are still caught."""
+    rng = np.random.default_rng(1)
+    tight = lambda n: 0.05 * rng.normal(size=(n, 16))  # noqa: E731
+    wide = lambda n: 5.0 + rng.normal(size=(n, 16))  # noqa: E731
+    real = np.concatenate([tight(20), wide(40)])
+    real_labels = [0] * 20 + [1] * 40
+    copies = real[[2, 5, 7, 11]] + 1e-4 * rng.normal(size=(4, 16))
+    fake = np.concatenate([tight(16), copies, wide(20)])
+    fake_labels = [0] * 20 + [1] * 20
+    ctx = MetricContext(
+        class_names=CLASSES,
+        evaluator=None,
+        real_train=feature_set(real, real_labels),
+        fake=feature_set(fake, fake_labels),
+        real_test=feature_set(np.concatenate([tight(10), wide(10)]), [0] * 10 + [1] * 10),
+    )
+    result = compute_metrics(["memorization"], ctx)["memorization"]
+    assert result["n_near_copies"] == 4  # the copies, and none of the fresh compact-class images
+    assert sorted(p["fake_index"] for p in result["worst_pairs"][:4]) == [16, 17, 18, 19]
+    assert result["real_baseline"] == 0.0
+    a, b = result["per_class"]["a"], result["per_class"]["b"]
+    assert a["spacing"] < 0.1 * b["spacing"] and a["real_near_copy_fraction"] == 0.0
+    assert a["near_copy_fraction"] == 0.2 and b["near_copy_fraction"] == 0.0
+    # one global scale (what the metric used to do) calls every fresh compact-class image a copy
+    global_ratios = copy_ratios(real, fake)[0]
+    assert (global_ratios[:16] < 0.5).all()
 
 
 def test_shuffled_labels_give_low_cas():

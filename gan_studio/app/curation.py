@@ -66,12 +66,20 @@ class Thresholds:
 
 
 def score_candidates(
-    probs: np.ndarray, features: np.ndarray, labels: Sequence[int], real_features: np.ndarray
+    probs: np.ndarray,
+    features: np.ndarray,
+    labels: Sequence[int],
+    real_features: np.ndarray,
+    real_labels: Sequence[int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(confidence in the intended class, memorisation ratio, index of the nearest real image)."""
+    """(confidence in the intended class, memorisation ratio, index of the nearest real image).
+
+    With ``real_labels`` the ratio uses each class's own spacing, as the memorisation metric does."""
     labels = np.asarray(labels, dtype=np.int64)
     confidence = probs[np.arange(len(labels)), labels] if len(labels) else np.zeros(0, np.float32)
-    ratios, nearest, _ = copy_ratios(real_features, features)
+    ratios, nearest, _ = copy_ratios(
+        real_features, features, real_labels, labels if real_labels is not None else None
+    )
     return confidence, ratios, nearest
 
 
@@ -130,6 +138,7 @@ class CurationStore:
         truncation: float = 1.0,
         chain: Sequence[FilterSpec] = (),
         progress: bool = False,
+        real_labels: Sequence[int] | None = None,
     ) -> list[Candidate]:
         """Generate ``n_per_class`` new candidates per class (seeds already present are skipped) and score them.
 
@@ -154,7 +163,9 @@ class CurationStore:
                 torch.from_numpy(np.stack([np.asarray(p) for p in pils])).permute(0, 3, 1, 2).contiguous()
             )
             probs, features = evaluator.predict_uint8(filtered, 128)
-            confidence, ratios, nearest = score_candidates(probs, features, labels, real_features)
+            confidence, ratios, nearest = score_candidates(
+                probs, features, labels, real_features, real_labels
+            )
             new = []
             for i, (s, c, cid) in enumerate(plan):
                 file = f"images/{cid}.png"

@@ -117,10 +117,12 @@ def _overview_rows(results: dict) -> list[list[str]]:
         add(r["label"], r["value"], note, r.get("reason") or "", reference=r["real_value"])
     if "memorization" in results:
         r = results["memorization"]
+        baseline = r.get("real_baseline")
+        held_out = "" if baseline is None else f"; held-out real images: {100 * baseline:.1f}%"
         add(
             r["label"],
             r["value"],
-            f"{r['n_near_copies']} near-copies; the closest pairs are below",
+            f"{r['n_near_copies']} near-copies{held_out}; the closest pairs are below",
             percent=True,
         )
     return rows
@@ -184,11 +186,17 @@ def _memorization_section(memo: dict, n_generated: int, pairs_image: Path | None
     lines = [
         "## Memorisation: the generated images closest to a training image",
         "",
-        "Ratio = distance to the nearest training image / typical real-to-real nearest-neighbour distance "
-        f"({format_value(memo['typical_real_nn_distance'])}); below {memo['threshold']} counts as a near-copy. "
-        f"{memo['n_near_copies']} of {n_generated} generated images are near-copies.",
+        "Ratio = distance to the nearest training image / typical nearest-neighbour distance between the "
+        "training images of the same class (each class's `spacing` is in metrics.json); below "
+        f"{memo['threshold']} counts as a near-copy. {memo['n_near_copies']} of {n_generated} generated images "
+        "are near-copies.",
         "",
     ]
+    if memo.get("real_baseline") is not None:
+        lines[-1:-1] = [
+            f"By the same rule, {100 * memo['real_baseline']:.1f}% of the held-out real test images count as "
+            "near-copies of a training image: the floor for a generator that copies nothing.",
+        ]
     if pairs_image:
         lines += [f"![generated (left) and nearest training image (right)]({pairs_image.name})", ""]
     rows = [

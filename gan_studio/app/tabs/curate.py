@@ -164,6 +164,7 @@ def build(studio, picker) -> None:
                 seed=int(first_seed),
                 truncation=float(trunc),
                 chain=chain,
+                real_labels=split.train.labels,
             )
         accepted = sum(c.accepted for c in new)
         return render(entry, class_choice, f"Added {len(new)} candidates; {accepted} pass the thresholds.")
