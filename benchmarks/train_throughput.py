@@ -5,6 +5,8 @@ Each configuration runs in a fresh subprocess (so peak RSS is its own) through t
 
     python benchmarks/train_throughput.py                       # 64/128/256 px, fp32 + bf16, batch 8, width 64
     python benchmarks/train_throughput.py --res 256 --precision bf16 --steps 5
+    python benchmarks/train_throughput.py --res 64 --precision bf16 --batch 16 64 --width 24 \
+        --set class_loss=1.0 mode_seeking=0.3 class_group_size=8 pose_mmd=1.0   # the shipped recipe's step
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ def measure(args) -> dict:
             min_per_class=2,
             device=args.device,
         )
+        for item in args.set:  # any other TrainConfig field, e.g. pose_mmd=1.0
+            name, value = item.split("=", 1)
+            setattr(cfg, name, type(getattr(cfg, name))(value))
         trainer = Trainer(cfg, progress=False)
         for _ in range(args.warmup):
             trainer.train_step()
@@ -90,7 +95,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--res", type=int, nargs="*", default=[64, 128, 256])
     p.add_argument("--precision", nargs="*", default=["fp32", "bf16"])
-    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--batch", type=int, nargs="*", default=[8])
     p.add_argument("--width", type=int, default=64, help="ngf = ndf")
     p.add_argument("--d-widths", choices=["compact", "fastgan"], default="compact")
     p.add_argument("--z-dim", type=int, default=128)
@@ -98,55 +103,55 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--device", default="auto")
+    p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="other TrainConfig fields")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     p.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
-        args.res, args.precision = args.res[0], args.precision[0]
+        args.res, args.precision, args.batch = args.res[0], args.precision[0], args.batch[0]
         print(json.dumps(measure(args)))
         return
     results = []
-    for res in args.res:
-        for precision in args.precision:
-            cmd = [
-                sys.executable,
-                __file__,
-                "--one",
-                "--res",
-                str(res),
-                "--precision",
-                precision,
-                "--batch",
-                str(args.batch),
-                "--width",
-                str(args.width),
-                "--z-dim",
-                str(args.z_dim),
-                "--d-widths",
-                args.d_widths,
-                "--steps",
-                str(args.steps),
-                "--warmup",
-                str(args.warmup),
-                "--threads",
-                str(args.threads),
-                "--device",
-                args.device,
-            ]
-            out = subprocess.run(
-                cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}
-            )
-            if out.returncode != 0:
-                print(out.stderr[-3000:], file=sys.stderr)
-                raise SystemExit(out.returncode)
-            row = json.loads(out.stdout.strip().splitlines()[-1])
-            results.append(row)
-            print(
-                f"{res:>5} px {row['precision']:>5}  {row['s_per_step_mean']:7.3f} s/step (best "
-                f"{row['s_per_step_best']:.3f})  {row['images_per_s']:7.2f} img/s  peak RSS {row['peak_rss_gb']} GB  "
-                f"G {row['g_params_m']}M D {row['d_params_m']}M",
-                flush=True,
-            )
+    for res, precision, batch in [(r, p, b) for r in args.res for p in args.precision for b in args.batch]:
+        cmd = [
+            sys.executable,
+            __file__,
+            "--one",
+            "--res",
+            str(res),
+            "--precision",
+            precision,
+            "--batch",
+            str(batch),
+            "--width",
+            str(args.width),
+            "--z-dim",
+            str(args.z_dim),
+            "--d-widths",
+            args.d_widths,
+            "--steps",
+            str(args.steps),
+            "--warmup",
+            str(args.warmup),
+            "--threads",
+            str(args.threads),
+            "--device",
+            args.device,
+            "--set",
+            *args.set,
+        ]
+        out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+        if out.returncode != 0:
+            print(out.stderr[-3000:], file=sys.stderr)
+            raise SystemExit(out.returncode)
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        results.append(row)
+        print(
+            f"{res:>5} px {row['precision']:>5} batch {batch:>3}  {row['s_per_step_mean']:7.3f} s/step (best "
+            f"{row['s_per_step_best']:.3f})  {row['images_per_s']:7.2f} img/s  peak RSS {row['peak_rss_gb']} GB  "
+            f"G {row['g_params_m']}M D {row['d_params_m']}M",
+            flush=True,
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
