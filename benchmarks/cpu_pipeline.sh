@@ -14,7 +14,8 @@ WORK=${WORK:-runs/cpu-pipeline}
 COIL=${COIL:-../shared/datasets/coil100_shapes20}
 # Time budgets of the run in BENCHMARKS.md, which shared the cores with other work: the demo GANs
 # reached the steps written there (the model card and `reproducible` commands give them exactly).
-# The shipped GAN trains a fixed 6924 + 1576 guided steps instead (3.5 h here on two threads).
+# The shipped GAN trains a fixed 5000 + 5000 guided steps instead (1.4 h of step time here on two
+# threads).
 T_FEW=${T_FEW:-1100}
 T_COIL=${T_COIL:-1100}
 BENCH="--ratios 0.5,1.25 --seeds 2 --steps 400 --batch 32"
@@ -35,17 +36,21 @@ python benchmarks/coil100_split.py "$COIL" "$WORK/coil_split.json"
 # `--data demo` reads the cached demo data: render it once, before three trainings want it at once.
 python -c "from gan_studio.data.demo import ensure_demo_dataset; ensure_demo_dataset()"
 (
-    # The shipped run (session 6): the auxiliary-classifier loss (default --class-loss 1) and the
-    # mode-seeking term at 0.3 for 6924 steps; then a guide classifier (ResNet-18, another network
-    # than the evaluator) trained on the same split, and a resumed phase with --guide to step 8500
-    # (the checkpoint picked in BENCHMARKS.md). The evaluator trains for 3000 steps (stem stride 1).
-    log "train vise64 (6924 + 1576 guided steps)"
-    $GS train --out "$WORK/vise64" --steps 6924 --res 64 --batch 16 --sample-every 250 --ckpt-every 250 \
-        --no-progress --data demo --ngf 24 --ndf 24 --class-loss 1.0 --mode-seeking 0.3 > "$WORK/logs/train-vise64.log" 2>&1
+    # The shipped run (session 10, shipped in session 11): the auxiliary-classifier loss, mode
+    # seeking 0.3, per-class groups of 8 in each batch (D sees a class's spread) and the pose MMD
+    # for 5000 steps; then a guide classifier (ResNet-18, another network than the evaluator)
+    # trained on the same split, which G's loss uses on rotated fakes at weight 0.5 to step 7500
+    # and 1.0 to 9500, capped at 0.8 confidence to step 10000. The evaluator trains for 3000 steps.
+    log "train vise64 (5000 + 5000 guided steps)"
+    EVERY="--sample-every 250 --ckpt-every 250 --keep 40 --no-progress"
+    $GS train --data demo --out "$WORK/vise64" --res 64 --steps 5000 --batch 16 --ngf 24 --ndf 24 --class-loss 1.0 \
+        --mode-seeking 0.3 --class-groups 8 --pose-mmd 1 $EVERY > "$WORK/logs/train-vise64.log" 2>&1
     $GS train-evaluator --data demo --split "$WORK/vise64/split.json" --arch resnet18 --stem-stride 2 --res 64 \
         --steps 1200 --batch 64 --lr 0.002 --seed 7 --out "$WORK/guide-vise64" --no-progress
-    $GS train --out "$WORK/vise64" --resume --steps 8500 --sample-every 250 --ckpt-every 250 --no-progress \
-        --guide "$WORK/guide-vise64" --guide-weight 0.5 >> "$WORK/logs/train-vise64.log" 2>&1
+    $GS train --out "$WORK/vise64" --resume --steps 7500 $EVERY --guide "$WORK/guide-vise64" --guide-weight 0.5 \
+        --guide-augment color,translation,rotation >> "$WORK/logs/train-vise64.log" 2>&1
+    $GS train --out "$WORK/vise64" --resume --steps 9500 $EVERY --guide-weight 1.0 >> "$WORK/logs/train-vise64.log" 2>&1
+    $GS train --out "$WORK/vise64" --resume --steps 10000 $EVERY --guide-confidence 0.8 >> "$WORK/logs/train-vise64.log" 2>&1
     $GS train-evaluator --data demo --split "$WORK/vise64/split.json" --res 64 --steps 3000 --out "$WORK/eval-vise64" --no-progress
     $GS evaluate --ckpt "$WORK/vise64" --evaluator "$WORK/eval-vise64" --n-per-class 200 --out "$WORK/report-vise64" --no-progress
     $GS package --run "$WORK/vise64" --evaluator "$WORK/eval-vise64" --report "$WORK/report-vise64" --out "$WORK/vise-parts" \
