@@ -96,6 +96,11 @@ def package_run(
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         ckpt.write_json_atomic(tmp / "package.json", summary)
+        placeholders = _placeholders(run, run_dir, evaluator_dir)
+        for file in ("run.json", "package.json", "metrics.json", "report.md"):
+            if (tmp / file).is_file():
+                text = (tmp / file).read_text(encoding="utf-8")
+                (tmp / file).write_text(_with_placeholders(text, placeholders), encoding="utf-8")
         (tmp / "README.md").write_text(model_card(summary, metrics), encoding="utf-8")
         if out_dir.exists():
             old = out_dir.with_name(f".old-{out_dir.name}-{os.getpid()}")
@@ -180,6 +185,26 @@ def reproducible(command: str | None, step: int) -> str | None:
     if not command or step < 0:
         return command
     return re.sub(r"--steps(\s+|=)\d+", f"--steps {step}", command)
+
+
+def _placeholders(run: dict, run_dir: Path, evaluator_dir: str | Path | None) -> dict[str, str]:
+    """This machine's folders that a package names (the run, its guides, the evaluator) and the
+    placeholders the model card's commands use for them."""
+    guides = [(run.get("config") or {}).get("guide")]
+    guides += [p.get("changes", {}).get("guide") for p in run.get("phases") or []]
+    found = {str(run_dir): "RUN", str(run_dir.resolve()): "RUN"}
+    for path, name in [*((g, "GUIDE") for g in guides), (evaluator_dir, "EVAL")]:
+        if path:
+            found.update({str(path): name, str(Path(path).resolve()): name})
+    return {path: name for path, name in found.items() if path not in ("", ".")}
+
+
+def _with_placeholders(text: str, placeholders: dict[str, str]) -> str:
+    """``text`` with each folder written as its placeholder, longest first, and only where the
+    whole folder name matches (so that runs/parts-eval is not read as runs/parts + "-eval")."""
+    for path in sorted(placeholders, key=len, reverse=True):
+        text = re.sub(r"(?<![\w.-])" + re.escape(path) + r"(?![\w.-])", placeholders[path], text)
+    return text
 
 
 def _portable(command: str | None, run_dir: Path) -> str | None:

@@ -89,3 +89,17 @@ def test_package_is_small_loadable_and_carded(tiny_run, tmp_path):
     card = (pkg / "README.md").read_text()
     assert "python -m gan_studio train" in card and "Steps: 6" in card
     assert "--out RUN" in card and str(tiny_run) not in card  # portable: no path of this machine
+    for name in ("run.json", "package.json"):
+        text = (pkg / name).read_text()
+        assert str(tiny_run) not in text and str(tiny_run.resolve()) not in text, name
+    assert json.loads((pkg / "run.json").read_text())["config"]["out"] == "RUN"
+
+
+def test_package_placeholders_match_whole_folder_names():
+    from gan_studio.packaging import _with_placeholders
+
+    places = {"runs/parts": "RUN", "/home/me/runs/parts": "RUN", "runs/parts-guide": "GUIDE"}
+    text = '{"out": "/home/me/runs/parts", "guide": "runs/parts-guide", "eval": "runs/parts-eval", "x": "myruns/parts"}'
+    assert _with_placeholders(text, places) == (
+        '{"out": "RUN", "guide": "GUIDE", "eval": "runs/parts-eval", "x": "myruns/parts"}'
+    )
