@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -85,6 +86,28 @@ def _config(data, out, steps, **kw):
         ckpt_every=0,
     )
     return TrainConfig(**{**base, **kw})
+
+
+def test_a_step_reads_its_statistics_in_one_host_copy(demo_dir, tmp_path, monkeypatch):
+    """Each .item() makes a GPU drain its queue; the step must read all of its numbers at once."""
+    from gan_studio.training.loop import Trainer
+
+    trainer = Trainer(
+        _config(demo_dir, tmp_path / "sync", 2, class_loss=1.0, mode_seeking=0.3), progress=False
+    )
+    reads = []  # reads of computed (floating-point) values; D's integer draw from the CPU RNG is no device read
+    item, tolist = torch.Tensor.item, torch.Tensor.tolist
+
+    def spy(name, read):
+        return lambda t: (t.is_floating_point() and reads.append(name)) or read(t)
+
+    monkeypatch.setattr(torch.Tensor, "item", spy("item", item))
+    monkeypatch.setattr(torch.Tensor, "tolist", spy("tolist", tolist))
+    stats = trainer.train_step()
+    monkeypatch.undo()
+    assert reads == ["tolist"]
+    assert all(isinstance(v, float) and math.isfinite(v) for v in vars(stats).values())
+    assert stats.loss_ms > 0 and stats.loss_cls_real > 0 and 0 <= stats.acc_cls_real <= 1
 
 
 def _weights(run_dir, step):

@@ -25,5 +25,6 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
     ema_params = list(ema.parameters())
     params = [p.detach() for p in model.parameters()]
     torch._foreach_lerp_(ema_params, params, 1.0 - decay)
-    for b_ema, b in zip(ema.buffers(), model.buffers()):
-        b_ema.copy_(b)
+    buffers = list(model.buffers())
+    if buffers:
+        torch._foreach_copy_(list(ema.buffers()), buffers)
