@@ -211,7 +211,7 @@ def _portable(command: str | None, run_dir: Path) -> str | None:
     """The command with this machine's run folder written as RUN (the model card's placeholder)."""
     if not command:
         return command
-    return command.replace(str(run_dir.resolve()), "RUN").replace(str(run_dir), "RUN")
+    return _with_placeholders(command, {str(run_dir): "RUN", str(run_dir.resolve()): "RUN"})
 
 
 def _evaluator_summary(evaluator_dir: str | Path) -> dict:

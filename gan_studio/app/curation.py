@@ -77,9 +77,7 @@ def score_candidates(
     With ``real_labels`` the ratio uses each class's own spacing, as the memorisation metric does."""
     labels = np.asarray(labels, dtype=np.int64)
     confidence = probs[np.arange(len(labels)), labels] if len(labels) else np.zeros(0, np.float32)
-    ratios, nearest, _ = copy_ratios(
-        real_features, features, real_labels, labels if real_labels is not None else None
-    )
+    ratios, nearest, _ = copy_ratios(real_features, features, real_labels, labels)
     return confidence, ratios, nearest
 
 
