@@ -302,6 +302,21 @@ def test_run_names_and_options():
         TrainOptions(resolution=48).cli_args()
 
 
+def test_train_options_come_from_the_declaration_or_the_recipe():
+    from gan_studio.training.config import TrainConfig
+
+    plain = TrainOptions()
+    assert (plain.steps, plain.width, plain.sample_every) == (TrainConfig().steps, TrainConfig().g_width, 500)
+    options = TrainOptions.from_recipe("vise-parts-64")
+    assert (options.resolution, options.steps, options.width, options.batch) == (64, 10000, 24, 16)
+    assert options.cli_args() == ["--recipe", "vise-parts-64"]  # nothing changed: the recipe alone
+    options.steps, options.width = 6000, 32
+    assert options.cli_args() == "--recipe vise-parts-64 --steps 6000 --ngf 32 --ndf 32".split()
+    options.batch = 12  # class groups of 8 do not divide it: refused before anything starts
+    with pytest.raises(ValueError, match="class_group_size 8 must divide batch 12"):
+        options.cli_args()
+
+
 def wait_for(predicate, timeout: float = 300, every: float = 0.5):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

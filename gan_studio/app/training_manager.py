@@ -20,6 +20,7 @@ from pathlib import Path
 from gan_studio.app.jobs import Job, JobRunner, cli_command, read_tail
 from gan_studio.data import DatasetError, ValidationReport, resolve_dataset_source, scan_image_folder
 from gan_studio.training import checkpoint as ckpt
+from gan_studio.training.config import TrainConfig
 
 DEMO = "demo"
 RESOLUTIONS = (32, 64, 128, 256, 512, 1024)
@@ -27,47 +28,104 @@ LOG_FILE = "train.log"
 _NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
+def _default(name: str):
+    """TrainConfig's declared default of an option (gan_studio/training/config.py)."""
+    return TrainConfig.__dataclass_fields__[name].default
+
+
+CUSTOM = "custom"  # the Train tab's "no recipe": every option as the tab sets it
+
+
+def default_recipe() -> str:
+    """The recipe the Train tab offers first: a GPU recipe where CUDA is available, else a CPU one."""
+    import torch
+
+    return "gpu-128" if torch.cuda.is_available() else "photos-cpu-64"
+
+
 @dataclass
 class TrainOptions:
-    """The main knobs of ``gan_studio train``; everything else keeps the CLI default."""
+    """The main knobs of ``gan_studio train`` (defaults: TrainConfig's); everything else keeps the
+    CLI default, or the recipe's value when ``recipe`` names one."""
 
-    resolution: int = 64
-    steps: int = 2000
-    batch: int = 16
-    width: int = 64  # --ngf and --ndf
-    z_dim: int = 128
-    lr: float = 2e-4
-    diffaug: str = "color,translation,cutout"
-    test_fraction: float = 0.3
-    seed: int = 0
-    precision: str = "auto"
+    resolution: int = _default("resolution")
+    steps: int = _default("steps")
+    batch: int = _default("batch")
+    width: int = _default("g_width")  # --ngf and --ndf
+    z_dim: int = _default("z_dim")
+    lr: float = _default("lr_g")
+    diffaug: str = _default("diffaug")
+    test_fraction: float = _default("test_fraction")
+    seed: int = _default("seed")
+    precision: str = _default("precision")
     log_every: int | None = None  # None: about 100 points on the loss curve, at most every 10 steps
-    sample_every: int = 200
-    ckpt_every: int = 500
+    sample_every: int = _default("sample_every")
+    ckpt_every: int = _default("ckpt_every")
+    recipe: str | None = None  # a recipe name: run it, with the options above where they differ from it
+
+    @classmethod
+    def from_recipe(cls, name: str | None) -> TrainOptions:
+        """The options as a recipe sets them (TrainConfig's defaults for None or "custom")."""
+        if not name or name == CUSTOM:
+            return cls()
+        from gan_studio.training.recipes import load_recipe
+
+        config = load_recipe(name).resolve({}).config
+        return cls(
+            resolution=config.resolution,
+            steps=config.steps,
+            batch=config.batch,
+            width=config.g_width,
+            z_dim=config.z_dim,
+            lr=config.lr_g,
+            diffaug=config.diffaug,
+            test_fraction=config.test_fraction,
+            seed=config.seed,
+            precision=config.precision,
+            log_every=config.log_every,
+            sample_every=config.sample_every,
+            ckpt_every=config.ckpt_every,
+            recipe=name,
+        )
+
+    def values(self) -> dict:
+        """These options as TrainConfig fields."""
+        values = {
+            "resolution": self.resolution,
+            "steps": self.steps,
+            "batch": self.batch,
+            "g_width": self.width,
+            "d_width": self.width,
+            "z_dim": self.z_dim,
+            "lr_g": self.lr,
+            "lr_d": self.lr,
+            "diffaug": self.diffaug,
+            "test_fraction": self.test_fraction,
+            "seed": self.seed,
+            "precision": self.precision,
+            "sample_every": self.sample_every,
+            "ckpt_every": self.ckpt_every,
+        }
+        if self.log_every or not self.recipe:
+            values["log_every"] = self.log_every or max(1, min(10, self.steps // 100))
+        return values
 
     def cli_args(self) -> list[str]:
+        from gan_studio.training.options import option_args
+
         if self.resolution not in RESOLUTIONS:
             raise ValueError(f"Resolution {self.resolution} is not supported; choose one of {RESOLUTIONS}.")
         if self.steps < 1 or self.batch < 1:
             raise ValueError("Steps and batch size must be at least 1.")
-        options = {
-            "--res": self.resolution,
-            "--steps": self.steps,
-            "--batch": self.batch,
-            "--ngf": self.width,
-            "--ndf": self.width,
-            "--z-dim": self.z_dim,
-            "--lr-g": self.lr,
-            "--lr-d": self.lr,
-            "--diffaug": self.diffaug,
-            "--test-fraction": self.test_fraction,
-            "--seed": self.seed,
-            "--precision": self.precision,
-            "--log-every": self.log_every or max(1, min(10, self.steps // 100)),
-            "--sample-every": self.sample_every,
-            "--ckpt-every": self.ckpt_every,
-        }
-        return [str(item) for pair in options.items() for item in pair]
+        if not self.recipe or self.recipe == CUSTOM:
+            return option_args(self.values())
+        from gan_studio.training.recipes import load_recipe
+
+        recipe = load_recipe(self.recipe)
+        config = recipe.resolve({}).config
+        changed = {k: v for k, v in self.values().items() if getattr(config, k) != v}
+        recipe.resolve({**changed, "out": "RUN"})  # a batch the class groups do not divide fails here
+        return ["--recipe", recipe.name, *option_args(changed)]
 
 
 @dataclass
@@ -236,6 +294,13 @@ class TrainingManager:
             raise ValueError(
                 f"Run '{run_dir.name}' is already at step {latest_step}; set more total steps to resume."
             )
+        recipe = (run.get("recipe") or {}).get("name")
+        if recipe:  # the recipe continues its phases, with the overrides the run was started with
+            argv = cli_command(
+                "train", "--recipe", recipe, "--out", run_dir, "--steps", steps, "--no-progress"
+            )
+            self._launch(run_dir, argv, steps)
+            return run_dir
         argv = cli_command(  # the saved config wins for everything but the schedule (see Trainer)
             "train",
             "--data",

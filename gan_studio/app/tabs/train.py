@@ -8,16 +8,19 @@ import gradio as gr
 
 from gan_studio.app.common import PROGRESS, user_errors
 from gan_studio.app.training_manager import (
+    CUSTOM,
     DEMO,
     RESOLUTIONS,
     RunProgress,
     TrainOptions,
+    default_recipe,
     loss_figure,
     stage_upload,
     validate_dataset,
 )
 from gan_studio.data import DatasetError
 from gan_studio.registry import GENERATOR
+from gan_studio.training.recipes import builtin_recipes, load_recipe
 
 SOURCES = ("Built-in demo (vise parts)", "Folder on the server", "Upload a .zip")
 
@@ -29,6 +32,18 @@ def _progress_html(progress: RunProgress | None) -> str:
         f'<div class="gs-progress" data-state="{state}"><div class="gs-progress-bar" '
         f'style="width:{100 * fraction:.1f}%"></div></div>'
     )
+
+
+def recipe_markdown(name: str | None) -> str:
+    """The Train tab's description of a recipe: what it is for and its phase plan."""
+    if not name or name == CUSTOM:
+        return (
+            "**custom**: one phase with the options below (the CLI's `train` defaults); no guide classifier."
+        )
+    recipe = load_recipe(name)
+    plan = recipe.resolve({"out": "RUN"})
+    phases = plan.describe().split("\nphases:\n", 1)[1]
+    return f"**{recipe.name}**: {recipe.description}\n\n**Phase plan**\n\n```\n{phases}\n```"
 
 
 def build(studio, picker) -> None:
@@ -112,53 +127,73 @@ def build(studio, picker) -> None:
         with gr.Column(scale=4, elem_classes="gs-card"):
             gr.Markdown("### 2 · Options")
             name = gr.Textbox(value="my-run", label="Run name", elem_id="train-name")
+            first_recipe = default_recipe()
+            initial_options = TrainOptions.from_recipe(first_recipe)
+            # Built as "custom", the API's start_training keeps its plain-run default; a page load
+            # then picks the recipe for this machine (and fills the fields from it).
+            recipe = gr.Dropdown(
+                [*builtin_recipes(), CUSTOM],
+                value=CUSTOM,
+                label="Recipe (a whole training: options, guide classifier, phases)",
+                elem_id="train-recipe",
+            )
+            recipe_plan = gr.Markdown(recipe_markdown(first_recipe), elem_id="train-recipe-plan")
             with gr.Row():
                 res = gr.Dropdown(
                     [str(r) for r in RESOLUTIONS[:4]],
-                    value="64",
+                    value=str(initial_options.resolution),
                     label="Resolution (px)",
                     elem_id="train-res",
                 )
-                steps = gr.Number(value=2000, precision=0, minimum=1, label="Steps", elem_id="train-steps")
-                batch = gr.Number(value=16, precision=0, minimum=1, label="Batch", elem_id="train-batch")
+                steps = gr.Number(
+                    value=initial_options.steps, precision=0, minimum=1, label="Steps", elem_id="train-steps"
+                )
+                batch = gr.Number(
+                    value=initial_options.batch, precision=0, minimum=1, label="Batch", elem_id="train-batch"
+                )
             with gr.Accordion("Advanced", open=False):
                 with gr.Row():
                     width = gr.Dropdown(
-                        ["8", "16", "32", "64"],
-                        value="64",
+                        ["8", "16", "24", "32", "64"],
+                        value=str(initial_options.width),
                         label="Model width (ngf = ndf)",
                         elem_id="train-width",
                     )
                     z_dim = gr.Dropdown(
-                        ["16", "64", "128"], value="128", label="Latent size", elem_id="train-zdim"
+                        ["16", "64", "128"],
+                        value=str(initial_options.z_dim),
+                        label="Latent size",
+                        elem_id="train-zdim",
                     )
                 with gr.Row():
-                    lr = gr.Number(value=2e-4, label="Learning rate (G and D)", elem_id="train-lr")
+                    lr = gr.Number(
+                        value=initial_options.lr, label="Learning rate (G and D)", elem_id="train-lr"
+                    )
                     test_fraction = gr.Slider(
                         0.1,
                         0.5,
-                        value=0.3,
+                        value=initial_options.test_fraction,
                         step=0.05,
                         label="Held-out test share",
                         elem_id="train-test-fraction",
                     )
                 with gr.Row():
                     sample_every = gr.Number(
-                        value=200,
+                        value=initial_options.sample_every,
                         precision=0,
                         minimum=1,
                         label="Samples every N steps",
                         elem_id="train-sample-every",
                     )
                     ckpt_every = gr.Number(
-                        value=500,
+                        value=initial_options.ckpt_every,
                         precision=0,
                         minimum=1,
                         label="Checkpoint every N steps",
                         elem_id="train-ckpt-every",
                     )
                 diffaug = gr.Textbox(
-                    value="color,translation,cutout", label="DiffAugment policy", elem_id="train-diffaug"
+                    value=initial_options.diffaug, label="DiffAugment policy", elem_id="train-diffaug"
                 )
             with gr.Row():
                 start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
@@ -262,6 +297,7 @@ def build(studio, picker) -> None:
         se_v,
         ce_v,
         da_v,
+        recipe_v=CUSTOM,
         progress=PROGRESS,
     ):
         data = resolve_source(kind, folder_value, upload_value)
@@ -278,7 +314,9 @@ def build(studio, picker) -> None:
             test_fraction=float(tf_v),
             sample_every=int(se_v),
             ckpt_every=int(ce_v),
+            recipe=None if recipe_v in (None, "", CUSTOM) else recipe_v,
         )
+        options.cli_args()  # a bad combination fails here, before a run folder is made
         run_dir = studio.training.start(data if data == DEMO else str(root), run_name, options)
         gr.Info(f"Training '{run_dir.name}' started in the background.")
         return gr.update(choices=watch_choices(), value=run_dir.name), None
@@ -300,9 +338,33 @@ def build(studio, picker) -> None:
             sample_every,
             ckpt_every,
             diffaug,
+            recipe,
         ],
         [watch, seen],
         api_name="start_training",
+    )
+
+    def fill_from_recipe(value):
+        options = TrainOptions.from_recipe(value)
+        return (
+            recipe_markdown(value),
+            str(options.resolution),
+            options.steps,
+            options.batch,
+            str(options.width),
+            str(options.z_dim),
+            options.lr,
+            options.test_fraction,
+            options.sample_every,
+            options.ckpt_every,
+            options.diffaug,
+        )
+
+    recipe.change(
+        user_errors(fill_from_recipe),
+        [recipe],
+        [recipe_plan, res, steps, batch, width, z_dim, lr, test_fraction, sample_every, ckpt_every, diffaug],
+        api_name="choose_recipe",
     )
 
     @user_errors
@@ -370,3 +432,4 @@ def build(studio, picker) -> None:
         return gr.update(choices=choices, value=current or (own[0] if own else None))
 
     picker.on_load(fresh_watch_list, [watch], [watch])
+    picker.on_load(lambda: first_recipe, [], [recipe])
