@@ -231,10 +231,11 @@ def evaluate(tmp_path, dataset, evaluator_dir, monkeypatch):
 
 
 def test_evaluate_flags_a_generator_that_copies_training_images(evaluate):
-    code, out = evaluate(lambda c: c)
+    code, out = evaluate(lambda c: c, "--c2st-steps", "30")
     assert code == 0
     saved = json.loads((out / "metrics.json").read_text())
     metrics = saved["metrics"]
+    assert metrics["c2st"]["classifier"]["steps"] == 30 and metrics["c2st"]["real_baseline"] is not None
     assert metrics["memorization"]["value"] == 1.0
     assert all(pair["ratio"] < 1e-3 and pair["real_name"] for pair in metrics["memorization"]["worst_pairs"])
     assert metrics["cas"]["value"] >= 0.8

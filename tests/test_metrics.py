@@ -97,11 +97,13 @@ def test_disjoint_sets_give_large_fid_and_low_precision(evaluator, real):
 
     same_distribution = frechet_distance(extractor, real[0], squares(20, seed=2)[0])
     ctx = make_context(evaluator, real, bright_noise(60, seed=3), real[1], test=squares(10, seed=4))
+    ctx.options = {"c2st_steps": 30, "c2st_batch": 32}  # c2st's default 300 steps would take minutes here
     results = compute_metrics(None, ctx)
     assert results["fid"]["value"] > 5 * same_distribution
     assert results["fid"]["value"] > 5 * results["fid"]["real_baseline"]
     assert results["kid"]["value"] > 5 * abs(results["kid"]["real_baseline"])
     assert results["prdc"]["precision"] < 0.1 and results["prdc"]["recall"] < 0.1
+    assert results["c2st"]["value"] >= 0.9 and results["c2st"]["classifier"]["steps"] == 30
     assert set(results) == set(list_metrics())
     assert all(isinstance(result["label"], str) and result["label"] for result in results.values())
     json.dumps(results)  # metrics.json must be plain JSON

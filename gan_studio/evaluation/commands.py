@@ -77,6 +77,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--split", type=Path, default=None, help="split.json (default: the run's, else the evaluator's)"
     )
     p.add_argument("--metrics", default="all", help="comma-separated metric names, or 'all'")
+    p.add_argument(
+        "--c2st-steps",
+        type=int,
+        default=300,
+        help="c2st: training steps of each of its two classifiers (the budget; ~3 min each at 64 px on 2 CPU cores)",
+    )
+    p.add_argument(
+        "--c2st-seed", type=int, default=None, help="c2st: seed of its split and training (default: --seed)"
+    )
+    p.add_argument(
+        "--c2st-max-per-class",
+        type=int,
+        default=0,
+        help="c2st: at most this many images of each class on each side (0: all that balance allows)",
+    )
     p.add_argument("--batch", type=int, default=64, help="generation batch size")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")
@@ -320,6 +335,11 @@ def run_evaluate(args) -> int:
         fake_labels=class_indices,
         seed=args.seed,
         progress=progress,
+        options={
+            "c2st_steps": args.c2st_steps,
+            "c2st_seed": args.seed if args.c2st_seed is None else args.c2st_seed,
+            "c2st_max_per_class": args.c2st_max_per_class or None,
+        },
     )
     results = compute_metrics(names, ctx)
     training = read_training_info(args.evaluator) or {}

@@ -31,7 +31,7 @@ def format_value(value: Any, *, percent: bool = False) -> str:
     return str(value)
 
 
-PERCENT_METRICS = {"cas", "memorization"}
+PERCENT_METRICS = {"cas", "memorization", "c2st"}
 
 
 def summary_line(name: str, result: dict) -> str:
@@ -42,6 +42,8 @@ def summary_line(name: str, result: dict) -> str:
         )
     else:
         numbers = format_value(result.get("value"), percent=name in PERCENT_METRICS)
+    if name == "c2st" and result.get("value") is not None:
+        numbers += f" (real vs real: {format_value(result.get('real_baseline'), percent=True)})"
     return f"{name:>13}: {numbers}  ({result['label']})"
 
 
@@ -125,6 +127,23 @@ def _overview_rows(results: dict) -> list[list[str]]:
             f"{r['n_near_copies']} near-copies{held_out}; the closest pairs are below",
             percent=True,
         )
+    if "c2st" in results:
+        r = results["c2st"]
+        told = (
+            f"held-out real told apart {format_value(r['real_accuracy'], percent=True)}, generated "
+            f"{format_value(r['generated_accuracy'], percent=True)} (n = {r['n_real']} + {r['n_generated']})"
+            if r.get("value") is not None
+            else ""
+        )
+        add(
+            r["label"],
+            r["value"],
+            missing(r),
+            told,
+            "reference: " + r["real_baseline_label"],
+            reference=r["real_baseline"],
+            percent=True,
+        )
     return rows
 
 
@@ -141,6 +160,8 @@ PER_CLASS_COLUMNS = (  # (header, metric, key in its per-class row, percent?)
     ("diversity", "diversity", "generated", False),
     ("diversity real", "diversity", "real", False),
     ("near-copies", "memorization", "near_copy_fraction", True),
+    ("C2ST", "c2st", "accuracy", True),
+    ("C2ST real vs real", "c2st", "real_baseline", True),
 )
 
 
@@ -212,6 +233,52 @@ def _memorization_section(memo: dict, n_generated: int, pairs_image: Path | None
     return lines + [_table(["#", "class", "generated image #", "nearest training image", "ratio"], rows), ""]
 
 
+def _c2st_side(result: dict, sides: tuple[str, str]) -> list[str]:
+    a, b = sides
+    if result.get("value") is None:
+        return ["n/a", "", "", "", "", result.get("reason") or ""]
+    low, high = result["ci95"]
+    return [
+        format_value(result["value"], percent=True),
+        f"{100 * low:.1f}-{100 * high:.1f}%",
+        format_value(result[f"{a}_accuracy"], percent=True),
+        format_value(result[f"{b}_accuracy"], percent=True),
+        f"{result[f'n_{a}']} + {result[f'n_{b}']}",
+        f"{result['n_trained_on']} images; one-sided p = {result['p_value']:.2g}",
+    ]
+
+
+def _c2st_section(r: dict) -> list[str]:
+    """How the two-sample test was run, and both of its figures side by side."""
+    c = r["classifier"]
+    cap = f", at most {c['max_per_class']} per class and side" if c.get("max_per_class") else ""
+    rows = [
+        ["real train vs generated", *_c2st_side(r, ("real", "generated"))],
+        ["real train vs real test (baseline)", *_c2st_side(r.get("baseline") or {}, ("train", "test"))],
+    ]
+    header = [
+        "test",
+        "accuracy",
+        "95% interval",
+        "real / train side",
+        "generated / test side",
+        "held out",
+        "trained on",
+    ]
+    return [
+        "## Realism: classifier two-sample test (C2ST)",
+        "",
+        f"A fresh {c['arch']} (from scratch, stem stride {c['stem_stride']}, {c['resolution']} px) learns to tell "
+        f"the two sides apart on half of each, balanced within every class{cap}, for {c['steps']} steps of "
+        f"{c['batch_size']} images (seed {c['seed']}, augmentation: {c['augment']}), and is scored on the other "
+        "half. 50% means it cannot tell them apart, 100% that it always can. The baseline runs the same test "
+        "on real train against real test images: read the generator's figure against it.",
+        "",
+        _table(header, rows),
+        "",
+    ]
+
+
 def render_markdown(results: dict, ctx: MetricContext, meta: dict, images: dict[str, Path | None]) -> str:
     facts = [
         f"- **{key}**: {format_value(value)}" for key, value in meta.items() if not isinstance(value, list)
@@ -235,6 +302,8 @@ def render_markdown(results: dict, ctx: MetricContext, meta: dict, images: dict[
         lines += [f"![generated samples per class]({images['samples'].name})", ""]
     if "memorization" in results:
         lines += _memorization_section(results["memorization"], len(ctx.fake), images.get("pairs"))
+    if "c2st" in results:
+        lines += _c2st_section(results["c2st"])
     return "\n".join(lines)
 
 
