@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "gan_studio.evaluation.commands",
     "gan_studio.hub",
     "gan_studio.evaluation.bench_commands",
+    "gan_studio.study.commands",
 )
 
 

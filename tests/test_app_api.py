@@ -207,9 +207,10 @@ def test_evaluate_tab_runs_metrics_and_the_augmentation_experiment(client, app):
     bench_job = job_done(client, "mine", "augment-bench")
     assert bench_job["state"] == "finished", bench_job["log"]
 
-    overview, per_class, samples, pairs, bench, bench_plot, report, where = client.predict(
+    overview, per_class, samples, pairs, bench, bench_plot, report, where, study, study_plot = client.predict(
         "mine", api_name="/evaluation_results"
     )
+    assert "No study yet" in study and study_plot is None
     metrics = " ".join(row[0] for row in overview["data"]).lower()
     assert "cas" in metrics and "precision" in metrics and "coverage" in metrics
     assert per_class["value"]["headers"][:2] == ["class", "CAS"] and len(per_class["value"]["data"]) == 10

@@ -61,8 +61,24 @@ def screenshot(page, name: str) -> None:
     save_screenshot(page, ARTIFACTS / f"browser-{name}.png", full_page=True)
 
 
+def test_train_tab_recipe_shows_its_plan_and_fills_the_fields(page):
+    open_tab(page, "Train", "train")
+    expect(page.locator("#train-recipe input")).to_have_value("photos-cpu-64")  # no GPU here
+    choose(page, "train-recipe", "vise-parts-64")
+    plan = page.locator("#train-recipe-plan")
+    expect(plan).to_contain_text("checkpoints/vise-parts")
+    expect(plan).to_contain_text("phase from_step 7500): guide_weight=1.0")
+    expect(plan).to_contain_text("phase from_step 9500): guide_confidence=0.8")
+    expect(page.locator("#train-steps input[type=number]")).to_have_value("10000")
+    choose(page, "train-recipe", "custom")  # the CLI's own defaults
+    expect(plan).to_contain_text("no guide classifier")
+    expect(page.locator("#train-steps input[type=number]")).to_have_value("5000")
+    screenshot(page, "0-train-recipe")
+
+
 def test_train_tab_trains_a_few_steps(page, app):
     panel = open_tab(page, "Train", "train")
+    choose(page, "train-recipe", "custom")
     expect(page.locator("#train-folder textarea, #train-folder input").first).to_have_value(
         re.compile("vise")
     )
@@ -185,3 +201,35 @@ def test_evaluate_tab_shows_its_state(page):
     expect(page.locator("#eval-train")).to_be_enabled()
     expect(page.locator("#eval-run")).to_be_enabled()
     screenshot(page, "7-evaluate")
+
+
+def test_evaluate_tab_shows_a_study(page, app, tiny_run, demo_dir):
+    """A study of the picked run (a real one, at toy settings, from the CLI) appears in the Study tab."""
+    from gan_studio.cli import main
+
+    studio = app[1]
+    entry = next(
+        e
+        for e in studio.registry.generators()
+        if e.source == "run" and e.run_dir.resolve() == tiny_run.resolve()
+    )
+    from gan_studio.app.evaluation_jobs import EvaluationService
+
+    out = EvaluationService(studio.jobs, studio.workdir).study_dir(entry)
+    argv = [
+        "study", "--data", str(demo_dir), "--ckpt", str(tiny_run), "--out", str(out),
+        "--arms", "real+classic+syn@1", "--ratios", "1", "--seeds", "2", "--max-steps", "6", "--eval-every", "3",
+        "--patience", "1", "--min-steps", "3", "--batch", "8", "--device", "cpu", "--precision", "fp32",
+        "--no-progress",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    open_tab(page, "Evaluate", "evaluate")
+    expect(page.locator("#eval-study")).to_be_enabled()
+    page.locator("#eval-refresh").click()
+    page.get_by_role("tab", name="Study", exact=True).click()
+    report = page.locator("#eval-study-report")
+    expect(report).to_contain_text("Does it help?", timeout=30 * SECOND)
+    expect(report).to_contain_text("real+classic+syn@1")
+    expect(report).to_contain_text("95% CI")
+    expect(page.locator("#eval-study-plot .js-plotly-plot")).to_be_visible(timeout=30 * SECOND)
+    screenshot(page, "8-evaluate-study")

@@ -71,6 +71,9 @@ class EvaluationService:
     def bench_dir(self, generator: ModelEntry) -> Path:
         return self._own_folder(generator, "augment-bench", "augment-bench")
 
+    def study_dir(self, generator: ModelEntry) -> Path:
+        return self._own_folder(generator, "study", "studies")
+
     def job_name(self, kind: str, generator: ModelEntry) -> str:
         return f"{kind}:{generator.id}"
 
@@ -172,6 +175,29 @@ class EvaluationService:
             *(["--evaluator", evaluator.path] if evaluator is not None else []),
         )  # fmt: skip
         return self._start("augment-bench", generator, argv, out)
+
+    def study(
+        self,
+        generator: ModelEntry,
+        *,
+        train_per_class: int = 0,
+        seeds: int = 3,
+        budget_hours: float | None = None,
+        arms: str = "all",
+    ) -> Job:
+        """Does it help? Every arm to convergence, several seeds, paired 95% intervals (``study --ckpt``)."""
+        if seeds < 1:
+            raise ValueError("A study needs at least one seed (three for a verdict that holds).")
+        if budget_hours is not None and budget_hours <= 0:
+            raise ValueError("The budget must be a positive number of hours (or empty for no budget).")
+        data_args, _ = self._data_args(generator)
+        out = self.study_dir(generator)
+        argv = cli_command(
+            "study", "--ckpt", generator.path, "--out", out, *data_args, "--seeds", seeds,
+            "--train-per-class", train_per_class, "--arms", arms,
+            *(["--budget-hours", budget_hours] if budget_hours else []),
+        )  # fmt: skip
+        return self._start("study", generator, argv, out)
 
     def _start(self, kind: str, generator: ModelEntry, argv: list, out: Path) -> Job:
         out.mkdir(parents=True, exist_ok=True)

@@ -656,17 +656,17 @@ def accuracy_figure(summary: list[dict], title: str):
     return fig
 
 
-def _write_png(fig, path: Path) -> str | None:
+def write_plot_png(fig, path: Path) -> str | None:
     """Static PNG through kaleido (which drives a Chrome); returns why it was skipped, or None."""
     try:
         import kaleido  # noqa: F401 - plotly's static export backend
     except ImportError:
-        return f"{PLOT_PNG} skipped: static export needs the kaleido package and a Chrome/Chromium."
+        return f"{path.name} skipped: static export needs the kaleido package and a Chrome/Chromium."
     try:
         png = fig.to_image(format="png", scale=2)
     except Exception as error:  # noqa: BLE001 - any kaleido/Chrome failure just means no PNG
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        return f"{PLOT_PNG} skipped: kaleido could not render it ({reason})."
+        return f"{path.name} skipped: kaleido could not render it ({reason})."
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(png)
     os.replace(tmp, path)
@@ -726,7 +726,7 @@ def write_bench_report(out: Path, doc: dict) -> tuple[list[dict], list[str]]:
     )
     fig = accuracy_figure(summary, title)
     write_text_atomic(out / PLOT_HTML, fig.to_html(include_plotlyjs=True, full_html=True))  # viewable offline
-    notes = [note for note in [_write_png(fig, out / PLOT_PNG)] if note]
+    notes = [note for note in [write_plot_png(fig, out / PLOT_PNG)] if note]
     write_text_atomic(out / SUMMARY_MD, summary_markdown(doc, summary, notes))
     return summary, notes
 

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from gan_studio.device import autocast, pick_device, resolve_precision
 
-ARCHITECTURES = ("mobilenet_v3_small", "resnet18")
+ARCHITECTURES = ("mobilenet_v3_small", "resnet18", "vgg16")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # what torchvision's pretrained weights expect
 IMAGENET_STD = (0.229, 0.224, 0.225)
 TRAINING_FILE = "training.json"
@@ -38,7 +38,7 @@ TRAINING_FILE = "training.json"
 def default_stem_stride(resolution: int) -> int:
     """1 for images of 64 px or less, else torchvision's 2.
 
-    Both networks shrink their input 32x; a 64 px image would end as a 2x2 map, too coarse to tell
+    Every network here shrinks its input 32x; a 64 px image would end as a 2x2 map, too coarse to tell
     parts apart by shape. A stride-1 stem (the usual CIFAR adaptation) keeps 4x4 at 4x the compute.
     """
     return 1 if resolution <= 64 else 2
@@ -65,6 +65,15 @@ def _build_backbone(arch: str, stem_stride: int = 2) -> tuple[nn.Module, int, st
         net.fc = nn.Identity()
         net.conv1.stride = (stem_stride, stem_stride)
         return net, dim, "fc."
+    if arch == "vgg16":  # the original study's second network
+        net = torchvision.models.vgg16(weights=None)
+        dim = net.classifier[-1].in_features  # 4096: after the second fully connected layer
+        net.classifier[-1] = nn.Identity()
+        # The stem stride drops the first max-pool (VGG has no strided convolution): a 64 px image
+        # then ends as a 4x4 map, not 2x2. The 7x7 adaptive pool keeps the head's shape either way.
+        if stem_stride == 1:
+            net.features[4] = nn.Identity()
+        return net, dim, "classifier.6."
     raise ValueError(f"Unknown evaluator architecture {arch!r}: use one of {', '.join(ARCHITECTURES)}")
 
 

@@ -51,7 +51,7 @@ def classic_augmentation(resolution: int) -> v2.Transform:
     )
 
 
-class _BatchSampler:
+class BatchSampler:
     """Reshuffled passes over the data, so every image is seen once before any is seen twice."""
 
     def __init__(self, n: int, batch_size: int, generator: torch.Generator):
@@ -122,9 +122,7 @@ def train_classifier(
             return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-        sampler = _BatchSampler(
-            len(images), min(batch_size, len(images)), torch.Generator().manual_seed(seed)
-        )
+        sampler = BatchSampler(len(images), min(batch_size, len(images)), torch.Generator().manual_seed(seed))
 
         bar = tqdm(range(steps), desc=f"train {arch}", unit="step", disable=not progress)
         for step in bar:

@@ -1,4 +1,4 @@
-"""Evaluate tab: train an evaluator, run the metrics and the augmentation experiment in the background."""
+"""Evaluate tab: train an evaluator, run the metrics, the augmentation bench and the study in the background."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from gan_studio.evaluation.augment_bench import ARM_KINDS
 from gan_studio.evaluation.classifier import ARCHITECTURES
 from gan_studio.metrics import list_metrics
 
-JOB_KINDS = ("train-evaluator", "evaluate", "augment-bench")
+JOB_KINDS = ("train-evaluator", "evaluate", "augment-bench", "study")
+NOT_BY_DEFAULT = ("inception_fid", "c2st")  # offered, unticked: no weights offline; minutes of training
 
 
 def _bar(fraction: float | None, state: str) -> str:
@@ -47,6 +48,24 @@ def _bench_results(folder: Path):
         else None
     )
     return (summary.read_text(encoding="utf-8") if summary.is_file() else ""), figure
+
+
+def _study_results(folder: Path):
+    """(report markdown, forest plot of the paired comparisons) of the study in ``folder``, if any."""
+    results = folder / "results.json"
+    if not results.is_file():
+        return (
+            "No study yet: press **Run study** (4), or run `python -m gan_studio study` for this model.",
+            None,
+        )
+    from gan_studio.study.report import REPORT_MD, differences_figure
+
+    doc = json.loads(results.read_text(encoding="utf-8"))
+    comparisons = doc.get("comparisons", [])
+    figure = differences_figure(comparisons, "Paired differences with 95% intervals") if comparisons else None
+    report = folder / REPORT_MD
+    text = report.read_text(encoding="utf-8") if report.is_file() else ""
+    return f"Study folder: `{folder}`\n\n{text}", figure
 
 
 def build(studio, picker) -> None:
@@ -76,10 +95,11 @@ def build(studio, picker) -> None:
                 seed = gr.Number(value=0, precision=0, label="First seed", elem_id="eval-seed")
             metrics = gr.CheckboxGroup(
                 metric_names,
-                value=[
-                    m for m in metric_names if m != "inception_fid"
-                ],  # needs weights that cannot be downloaded
+                # inception_fid needs weights that cannot be downloaded; c2st trains two classifiers
+                value=[m for m in metric_names if m not in NOT_BY_DEFAULT],
                 label="Metrics",
+                info="c2st (can a fresh classifier tell samples from real photos?) trains two classifiers "
+                "from scratch, 300 steps each: about 5.5 minutes more at 64 px on a busy 2-core CPU.",
                 elem_id="eval-metrics",
             )
             run_btn = gr.Button("Run evaluation", variant="primary", elem_id="eval-run")
@@ -103,6 +123,25 @@ def build(studio, picker) -> None:
                 interactive=bench_available,
                 elem_id="eval-bench",
             )
+            gr.Markdown("### 4 · Study")
+            gr.Markdown(
+                "The full answer: every arm (real, classic, synthetic at +20-200%, filtered, and the levers) "
+                "trains until its validation accuracy stops improving, for several seeds; the report pairs "
+                "each arm with its baseline and gives a 95% interval and a verdict. Hours on a CPU: set a budget."
+            )
+            with gr.Row():
+                study_per_class = gr.Number(
+                    value=0,
+                    precision=0,
+                    minimum=0,
+                    label="Real images per class (0: all)",
+                    elem_id="study-per-class",
+                )
+                study_seeds = gr.Number(value=3, precision=0, minimum=1, label="Seeds", elem_id="study-seeds")
+                study_budget = gr.Number(
+                    value=2.0, minimum=0, label="Budget (hours, 0: none)", elem_id="study-budget"
+                )
+            study_btn = gr.Button("Run study", elem_id="eval-study")
         with gr.Column(scale=7, elem_classes="gs-card"):
             with gr.Row():
                 status = gr.Markdown("No job running.", elem_id="eval-status")
@@ -140,6 +179,9 @@ def build(studio, picker) -> None:
                 with gr.Tab("Augmentation experiment", elem_id="eval-tab-bench"):
                     bench_plot = gr.Plot(label="Test accuracy by arm", elem_id="eval-bench-plot")
                     bench = gr.Markdown(elem_id="eval-bench-results")
+                with gr.Tab("Study", elem_id="eval-tab-study"):
+                    study_plot = gr.Plot(label="Does it help? Paired differences", elem_id="eval-study-plot")
+                    study_report = gr.Markdown(elem_id="eval-study-report")
     timer = gr.Timer(2.0)
     watching = gr.State(None)  # per session: the job kind this session started last
 
@@ -155,6 +197,8 @@ def build(studio, picker) -> None:
                 None,
                 None,
                 "Pick a run at the top.",
+                "",
+                None,
             )
         entry = require_generator(studio, run_id)
         folder = service.report_dir(entry)
@@ -162,9 +206,13 @@ def build(studio, picker) -> None:
         if metrics is None and entry.metrics_path is not None:  # a package's or run's own metrics.json
             folder, metrics = entry.metrics_path.parent, read_metrics(entry.metrics_path.parent)
         bench_md, bench_fig = _bench_results(service.bench_dir(entry))
+        study_md, study_fig = _study_results(service.study_dir(entry))
         if metrics is None:
             message = "No evaluation yet: train an evaluator (1), then press **Run evaluation** (2)."
-            return [], gr.update(value=[], headers=["class"]), None, None, bench_md, bench_fig, None, message
+            return (
+                [], gr.update(value=[], headers=["class"]), None, None, bench_md, bench_fig, None, message,
+                study_md, study_fig,
+            )  # fmt: skip
         headers, rows = per_class_rows(metrics, list(entry.class_names))
         report = folder / "report.md"
         return (
@@ -178,16 +226,28 @@ def build(studio, picker) -> None:
             f"Saved report: `{report}`"
             if report.is_file()
             else f"Saved metrics: `{folder / 'metrics.json'}`",
+            study_md,
+            study_fig,
         )
 
-    result_outputs = [overview, per_class, samples, pairs, bench, bench_plot, report_file, report_path]
+    result_outputs = [
+        overview, per_class, samples, pairs, bench, bench_plot, report_file, report_path, study_report, study_plot,
+    ]  # fmt: skip
 
     @user_errors
     def start(
-        kind, run_id, evaluator_id, arch_v, steps_v, n_v, seed_v, metric_v, arms_v, ratios_v, bseeds, bsteps
-    ):
+        kind, run_id, evaluator_id, arch_v, steps_v, n_v, seed_v, metric_v, arms_v, ratios_v, bseeds, bsteps,
+        study_n=0, study_s=3, study_h=0,
+    ):  # fmt: skip
         entry = require_generator(studio, run_id)
-        if kind == "train-evaluator":
+        if kind == "study":
+            job = service.study(
+                entry,
+                train_per_class=int(study_n or 0),
+                seeds=int(study_s or 3),
+                budget_hours=float(study_h or 0) or None,
+            )
+        elif kind == "train-evaluator":
             job = service.train_evaluator(entry, steps=int(steps_v), arch=arch_v)
         elif kind == "evaluate":
             if not metric_v:
@@ -225,11 +285,15 @@ def build(studio, picker) -> None:
         ratios,
         bench_seeds,
         bench_steps,
+        study_per_class,
+        study_seeds,
+        study_budget,
     ]
     for button, kind, api in (
         (train_btn, "train-evaluator", "train_evaluator"),
         (run_btn, "evaluate", "evaluate"),
         (bench_btn, "augment-bench", "augment_bench"),
+        (study_btn, "study", "study"),
     ):
         button.click(lambda *args, k=kind: start(k, *args), inputs, [status, watching], api_name=api)
 
