@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
-# The CPU run behind BENCHMARKS.md's shipped-checkpoint and augmentation sections (2-core machine).
+# The CPU run behind BENCHMARKS.md's shipped checkpoint and the earlier fixed-budget augmentation bench
+# (docs/experiments/2026-11-28-augmentation-fixed-budget-bench.md), on the 2-core machine.
 #
 #   WORK=/work/runs COIL=../shared/datasets/coil100_shapes20 bash benchmarks/cpu_pipeline.sh
 #
 # Three trainings share the two cores (one thread each): the 64 px demo GAN that gets shipped, and
 # the few-shot 64 px GANs on the demo data (25 per class) and on COIL-100 (12 per class, split by
-# pose). (The mode-seeking runs in BENCHMARKS.md are the same commands with other --mode-seeking weights.) Each is stopped by SIGTERM after its time budget (it saves, and run.json records the step
+# pose). (The mode-seeking runs of docs/experiments/2026-11-28-mode-seeking.md are the same commands with other --mode-seeking weights.) Each is stopped by SIGTERM after its time budget (it saves, and run.json records the step
 # reached, which `package` writes into the model card as `--steps N`). When a few-shot GAN stops,
 # its own few-shot evaluator (the same images, so the filtering arm learns nothing the GAN did not
 # see) and its augmentation benchmark run. Then the shipped GAN is evaluated and packaged.
 set -uo pipefail
 WORK=${WORK:-runs/cpu-pipeline}
 COIL=${COIL:-../shared/datasets/coil100_shapes20}
-# Time budgets of the run in BENCHMARKS.md, which shared the cores with other work: the demo GANs
+# Time budgets of the bench in docs/experiments/, which shared the cores with other work: the demo GANs
 # reached the steps written there (the model card and `reproducible` commands give them exactly).
 # The shipped GAN trains a fixed 5000 + 5000 guided steps instead (1.4 h of step time here on two
 # threads).
@@ -36,7 +37,7 @@ python benchmarks/coil100_split.py "$COIL" "$WORK/coil_split.json"
 # `--data demo` reads the cached demo data: render it once, before three trainings want it at once.
 python -c "from gan_studio.data.demo import ensure_demo_dataset; ensure_demo_dataset()"
 (
-    # The shipped run (session 10, shipped in session 11): the auxiliary-classifier loss, mode
+    # The shipped run (run X, shipped in commit 4ab5766, 2026-11-30): the auxiliary-classifier loss, mode
     # seeking 0.3, per-class groups of 8 in each batch (D sees a class's spread) and the pose MMD
     # for 5000 steps; then a guide classifier (ResNet-18, another network than the evaluator)
     # trained on the same split, which G's loss uses on rotated fakes at weight 0.5 to step 7500

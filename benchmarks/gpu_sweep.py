@@ -1,6 +1,6 @@
 """One prepared GPU lease: several demo-GAN recipes trained side by side, evaluated as they go.
 
-    OUT=/tmp/out BUDGET=560 AFTER_TRAIN=85 python benchmarks/gpu_sweep.py   # as run in session 11 (BENCHMARKS.md)
+    OUT=/tmp/out BUDGET=560 AFTER_TRAIN=85 python benchmarks/gpu_sweep.py   # as run for commit 4ab5766
 
 Why one script: a leased GPU is paid by the second and every start costs minutes, so the whole
 experiment (demo data, guide classifier, N training runs, evaluations, packing) runs in one call with
@@ -69,7 +69,7 @@ RECIPES = {
         ["--resume", "--steps", s(7000), *GUIDE_ON, "--guide-weight", "0.5", "--guide-confidence", "0.8"],
         ["--resume", "--steps", s(8500), "--guide-weight", "1.0"],
     ],
-    # run X's own schedule (BENCHMARKS "Session 10"), second seed
+    # run X's own schedule (docs/experiments/2026-11-29-pose-mmd-run-x.md), second seed
     "X-s1": [
         [*COMMON, "--seed", "1", "--steps", s(5000)],
         ["--resume", "--steps", s(7500), *GUIDE_ON, "--guide-weight", "0.5"],

@@ -175,7 +175,8 @@ class Discriminator(
         # Auxiliary classifier (AC-GAN, Odena et al. 2017) on both branches' pooled features: D learns
         # it on real images and G must satisfy it on fakes, a direct class signal next to the
         # projection term. It learns slowly on small batches whatever its head: the class cue is
-        # the hard part, not spectral norm (benchmarks/class_signal.py, BENCHMARKS.md).
+        # the hard part, not spectral norm (benchmarks/class_signal.py,
+        # docs/experiments/2026-11-29-class-signal.md).
         self.classifier = linear(head_ch + small_ch, self.n_classes, sn=sn) if self.aux_classifier else None
         for emb in (self.embed_big, self.embed_small):
             nn.init.normal_(emb.weight, std=0.02)

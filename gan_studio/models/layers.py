@@ -51,7 +51,7 @@ class UpsampleConv(nn.Module):
 
     The learned (and spectrally normalised) parameter stays an ordinary 3x3 kernel, so the layer is
     the same function as FastGAN's up-sampling conv; only the arithmetic is cheaper (about 2x on a
-    CPU in forward + backward, measured in BENCHMARKS.md).
+    CPU in forward + backward, measured in docs/experiments/2026-11-28-cpu-training-step.md).
     """
 
     def __init__(self, in_ch: int, out_ch: int, sn: bool):

@@ -141,13 +141,14 @@ class TrainConfig:
         0.0, phase=True, help="weight of the guide's loss (0.5 when --guide is given without it)"
     )
     # Stop pushing a fake once the guide gives its class this probability (1.0: never stop). Plain
-    # cross-entropy keeps rewarding ever more typical fakes and pulls each class to one prototype
-    # pose; a cap asks only that the class be recognisable and leaves the rest to D.
+    # cross-entropy keeps rewarding ever more typical fakes; a cap asks only that the class be
+    # recognisable. On its own it did not keep a class's poses (phase A in
+    # docs/experiments/2026-11-29-pose-variety-guided-phases.md).
     guide_confidence: float = option(
         1.0,
         phase=True,
         help="stop pushing a fake once the guide gives its class this probability (1.0: never); below 1 "
-        "leaves room for pose variety",
+        "the guide asks only that each fake be recognisable, not ever more typical",
     )
     # ce: each fake's cross-entropy; mmd: per-class MMD between the fakes' and the real images' guide
     # features, a distribution target that a class covering one pose does not meet.

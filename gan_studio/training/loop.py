@@ -126,7 +126,8 @@ def soft_silhouette(images: torch.Tensor, floor: float = 0.3) -> torch.Tensor:
     out from the table, whose colour the image border gives. The background colour and the
     threshold (the larger of ``floor`` and half the 99th-percentile distance) are held fixed for
     the gradient: it reaches what G draws, not the yardstick. A G that answers it with dark blobs
-    rather than turned parts shows in precision and the sample grid (BENCHMARKS.md, session 10).
+    rather than turned parts shows in precision and the sample grid
+    (docs/experiments/2026-11-29-pose-mmd-run-x.md).
     """
     x = images.float()
     border = torch.cat(
