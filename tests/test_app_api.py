@@ -139,11 +139,12 @@ def test_curate_generate_threshold_toggle_export(client, app):
     assert all(item["caption"].startswith("✓") for item in gallery) and "20 accepted" in status
     first_id = studio.curation.get("tiny").candidates[0].id
     gallery, counts, status, *_ = client.predict("tiny", "All classes", first_id, api_name="/curate_toggle")
-    assert "19 accepted" in status and gallery[0]["caption"].startswith("✗ (click)")
-    archive = client.predict("tiny", False, api_name="/curate_export")
+    assert "19 accepted" in status and gallery[0]["caption"].startswith("✗* ")  # * decided by hand
+    archive, report = client.predict("tiny", False, 32, "metadata.jsonl", api_name="/curate_export")
     with zipfile.ZipFile(archive) as zf:
         manifest = json.loads(zf.read("manifest.json"))
-    assert manifest["n_generated"] == 19 and manifest["n_real"] == 0
+        assert len(zf.read("metadata.jsonl").decode().splitlines()) == 19
+    assert manifest["n_generated"] == 19 and manifest["n_real"] == 0 and "19 images at 32 px" in report
     gallery, *_ = client.predict("tiny", "Nut", api_name="/curate_show")
     assert len(gallery) == 2
     assert (studio.workdir / "curation" / "tiny" / "state.json").is_file()  # survives a restart

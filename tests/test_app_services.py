@@ -224,14 +224,14 @@ def test_curation_scores_thresholds_toggles_persists_and_exports(registry, real_
 
     archive = reopened.export(
         tmp_path / "out.zip", real_root=real_split.root, real_records=real_split.train.records
-    )
+    ).path
     with zipfile.ZipFile(archive) as zf:
         names = set(zf.namelist())
         manifest = json.loads(zf.read("manifest.json"))
     generated = [e for e in manifest["images"] if e["source"] == "generated"]
     real = [e for e in manifest["images"] if e["source"] == "real"]
     assert len(generated) == 7 and len(real) == len(real_split.train)
-    assert {e["file"] for e in manifest["images"]} | {"manifest.json"} == names
+    assert {e["file"] for e in manifest["images"]} | {"manifest.json", "metadata.csv"} == names
     first = next(e for e in generated if e["seed"] == 6 and e["class"] == g.info.class_names[0])
     assert len(first["latent"]) == 16 and first["run"] == "tiny" and first["step"] == 6
     assert (
@@ -240,7 +240,7 @@ def test_curation_scores_thresholds_toggles_persists_and_exports(registry, real_
     )
     test_files = set(real_split.test_names)
     assert not any(e["original"] in test_files for e in real)  # the held-out split never leaks into an export
-    assert all(name.split("/")[0] in g.info.class_names for name in names - {"manifest.json"})
+    assert all(name.split("/")[0] in g.info.class_names for name in names - {"manifest.json", "metadata.csv"})
 
 
 def test_export_of_nothing_says_what_to_do(tmp_path):

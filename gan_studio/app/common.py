@@ -81,6 +81,17 @@ def percent(value: float) -> str:
     return f"{100 * value:.0f}%"
 
 
+def decisive(value: float, threshold: float, *, scale: float = 1.0, decimals: int = 2) -> str:
+    """``value * scale`` with enough decimals that its side of ``threshold`` shows: 59.7 and 60.2 at 60.
+
+    Rounding alone can print a value just under the threshold as the threshold itself."""
+    for places in range(decimals, decimals + 6):
+        shown, bar = f"{value * scale:.{places}f}", f"{threshold * scale:.{places}f}"
+        if (float(shown) >= float(bar)) == (value >= threshold):
+            return shown
+    return f"{value * scale:.{decimals + 6}f}"
+
+
 def prediction_caption(class_names, probs_row: np.ndarray, intended: int | None = None) -> str:
     """'✓ 92%' when the evaluator agrees with the intended class, else '→ Clamp 40%'."""
     predicted = int(probs_row.argmax())

@@ -4,7 +4,8 @@ Each candidate gets two scores computed by the metrics code: the evaluator's con
 it was generated for (a sample the evaluator reads as another class would teach a downstream
 classifier the wrong label) and the memorisation ratio (distance to the nearest real training image
 over the typical real-to-real distance; near 0 means a near-copy that adds nothing). Thresholds
-accept or reject automatically; a click overrides either way, and overrides survive new thresholds.
+accept or reject automatically; a decision by hand (a button or a key) overrides either way, and
+survives new thresholds. Exports are written by gan_studio.app.export.
 
 Everything lives on disk under one folder per run (state.json + PNGs, written atomically), so a
 curation survives an app restart and every session sees the same accepted set.
@@ -13,28 +14,35 @@ curation survives an app restart and every session sees the same accepted set.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 import threading
 import time
-import zipfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
+from gan_studio.app.export import ExportResult, export_dataset, generated_items, real_items
 from gan_studio.app.postprocess import FilterSpec, apply_chain, describe
 from gan_studio.metrics.memorization import NEAR_COPY_THRESHOLD, copy_ratios
-from gan_studio.sampling import generate, latent_for_seed, safe_name
+from gan_studio.sampling import generate, safe_name
 from gan_studio.training.checkpoint import write_json_atomic
 from gan_studio.utils.images import save_png_atomic, to_pil
 
 STATE_FILE = "state.json"
 DEFAULT_MIN_CONFIDENCE = 0.6
 DEFAULT_MIN_RATIO = NEAR_COPY_THRESHOLD
+SHOW_CHOICES = ("All", "Accepted", "Rejected")
+SORT_ORDERS = (
+    "Class, then seed",
+    "Confidence: lowest first",
+    "Confidence: highest first",
+    "Memorisation ratio: lowest first",
+    "Memorisation ratio: highest first",
+)
 
 
 @dataclass
@@ -53,7 +61,7 @@ class Candidate:
     nearest_real: str | None
     filters: list[dict] = field(default_factory=list)
     accepted: bool = False
-    manual: bool = False  # set by a click: thresholds no longer change it
+    manual: bool = False  # decided by hand: thresholds no longer change it
 
 
 @dataclass
@@ -79,6 +87,53 @@ def score_candidates(
     confidence = probs[np.arange(len(labels)), labels] if len(labels) else np.zeros(0, np.float32)
     ratios, nearest, _ = copy_ratios(real_features, features, real_labels, labels)
     return confidence, ratios, nearest
+
+
+def view(
+    candidates: Sequence[Candidate],
+    class_name: str | None = None,
+    show: str = "All",
+    order: str = SORT_ORDERS[0],
+) -> list[Candidate]:
+    """The candidates of one class (None: all), all / accepted / rejected ones, in a sort order."""
+    if show not in SHOW_CHOICES:
+        raise ValueError(f"Unknown filter '{show}'; choose one of: {', '.join(SHOW_CHOICES)}.")
+    if order not in SORT_ORDERS:
+        raise ValueError(f"Unknown order '{order}'; choose one of: {', '.join(SORT_ORDERS)}.")
+    shown = [
+        c
+        for c in candidates
+        if class_name in (None, c.class_name) and (show == "All" or c.accepted == (show == "Accepted"))
+    ]
+    by_class = sorted(shown, key=lambda c: (c.class_index, c.seed, c.truncation))  # stable tie-break
+    if order.startswith("Confidence"):
+        return sorted(by_class, key=lambda c: c.confidence, reverse=order.endswith("highest first"))
+    if order.startswith("Memorisation"):
+        return sorted(by_class, key=lambda c: c.memorization_ratio, reverse=order.endswith("highest first"))
+    return by_class
+
+
+def step_cursor(ids: Sequence[str], cursor: str | None, delta: int) -> str | None:
+    """The id ``delta`` places from ``cursor`` in ``ids``, kept inside the list (nothing picked: an end)."""
+    if not ids:
+        return None
+    if cursor not in ids:
+        return ids[0] if delta >= 0 else ids[-1]
+    return ids[min(max(list(ids).index(cursor) + delta, 0), len(ids) - 1)]
+
+
+def next_cursor(before: Sequence[str], after: Sequence[str], decided: str) -> str | None:
+    """Where the cursor goes once ``decided`` got a decision: the next image of the view.
+
+    ``before`` / ``after`` are the ids shown before and after; ``decided`` may have left the view (a
+    filter on accepted or rejected), then the image that took its place is next."""
+    if not after:
+        return None
+    if decided in after:
+        at = list(after).index(decided)
+        return after[min(at + 1, len(after) - 1)]
+    at = list(before).index(decided) if decided in before else 0
+    return after[min(at, len(after) - 1)]
 
 
 class CurationStore:
@@ -198,7 +253,7 @@ class CurationStore:
             return new
 
     def set_thresholds(self, min_confidence: float, min_memorization_ratio: float) -> None:
-        """Re-decide every candidate a click has not decided."""
+        """Re-decide every candidate not decided by hand."""
         with self._lock:
             self.thresholds = Thresholds(float(min_confidence), float(min_memorization_ratio))
             for c in self.candidates:
@@ -206,14 +261,24 @@ class CurationStore:
                     c.accepted = self.thresholds.accepts(c)
             self.save()
 
-    def toggle(self, candidate_id: str) -> Candidate:
+    def get(self, candidate_id: str) -> Candidate:
         with self._lock:
             for c in self.candidates:
                 if c.id == candidate_id:
-                    c.accepted, c.manual = not c.accepted, True
-                    self.save()
                     return c
         raise KeyError(f"No candidate '{candidate_id}' in this curation.")
+
+    def decide(self, candidate_id: str, accepted: bool) -> Candidate:
+        """Accept or reject one candidate by hand: thresholds no longer change it."""
+        with self._lock:
+            c = self.get(candidate_id)
+            c.accepted, c.manual = bool(accepted), True
+            self.save()
+            return c
+
+    def toggle(self, candidate_id: str) -> Candidate:
+        with self._lock:
+            return self.decide(candidate_id, not self.get(candidate_id).accepted)
 
     def clear(self) -> None:
         with self._lock:
@@ -221,9 +286,11 @@ class CurationStore:
             shutil.rmtree(self.folder / "images", ignore_errors=True)
             self.save()
 
-    def visible(self, class_name: str | None = None) -> list[Candidate]:
+    def visible(
+        self, class_name: str | None = None, show: str = "All", order: str = SORT_ORDERS[0]
+    ) -> list[Candidate]:
         with self._lock:
-            return [c for c in self.candidates if class_name in (None, c.class_name)]
+            return view(self.candidates, class_name, show, order)
 
     def counts(self, class_names: Sequence[str]) -> list[list]:
         """Rows of [class, candidates, accepted, rejected]."""
@@ -240,88 +307,48 @@ class CurationStore:
         self,
         out_zip: str | Path,
         *,
+        class_names: Sequence[str] | None = None,
+        size: int | None = None,
+        metadata_file: str = "metadata.csv",
         real_root: Path | None = None,
         real_records: Sequence | None = None,
-    ) -> Path:
-        """A .zip in ImageFolder layout (class/image.png) + manifest.json, written atomically.
+        real_fit: str = "center-crop",
+    ) -> ExportResult:
+        """The accepted candidates (and the *train* split's ``real_records`` under ``real_root``) as a .zip.
 
-        ``real_records`` (ImageRecords of the *train* split under ``real_root``) are merged in as is.
+        Every image is written at ``size`` (default: the generated images' own size), real ones fitted as
+        the training loader does (``real_fit``); see gan_studio.app.export for the layout.
         """
         with self._lock:
+            names = list(class_names or self.meta.get("class_names") or [])
             accepted = [c for c in self.candidates if c.accepted]
             if not accepted and not real_records:
                 raise ValueError(
                     "Nothing to export: accept some candidates first (or include the real images)."
                 )
-            entries = []
-            out_zip = Path(out_zip)
-            out_zip.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=out_zip.parent, prefix=f".{out_zip.stem}.", suffix=".zip")
-            os.close(fd)
-            try:
-                with zipfile.ZipFile(
-                    tmp, "w", compression=zipfile.ZIP_STORED
-                ) as zf:  # PNGs are compressed already
-                    z_dim = self.meta.get("z_dim")
-                    for c in accepted:
-                        arcname = f"{safe_name(c.class_name)}/{Path(c.file).name}"
-                        zf.write(self.folder / c.file, arcname)
-                        entries.append(
-                            {
-                                "file": arcname,
-                                "class": c.class_name,
-                                "source": "generated",
-                                "seed": c.seed,
-                                "truncation": c.truncation,
-                                "latent": [
-                                    round(v, 6) for v in latent_for_seed(c.seed, z_dim, c.truncation).tolist()
-                                ]
-                                if z_dim
-                                else None,
-                                "run": self.run_id,
-                                "step": c.step,
-                                "scores": {
-                                    "confidence": c.confidence,
-                                    "predicted": c.predicted,
-                                    "predicted_confidence": c.predicted_confidence,
-                                    "memorization_ratio": c.memorization_ratio,
-                                    "nearest_real": c.nearest_real,
-                                },
-                                "decision": "manual" if c.manual else "threshold",
-                                "filters": c.filters,
-                            }
-                        )
-                    for record in real_records or []:
-                        src = Path(real_root) / record.path
-                        arcname = f"{safe_name(record.class_name)}/real_{safe_name(Path(record.path).name)}"
-                        zf.write(src, arcname)
-                        entries.append(
-                            {
-                                "file": arcname,
-                                "class": record.class_name,
-                                "source": "real",
-                                "original": record.path,
-                            }
-                        )
-                    manifest = {
-                        "run": self.run_id,
-                        "generator": self.meta.get("generator"),
-                        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                        "thresholds": asdict(self.thresholds),
-                        "counts": {
-                            name: sum(1 for e in entries if e["class"] == name)
-                            for name in dict.fromkeys(e["class"] for e in entries)
-                        },
-                        "n_generated": len(accepted),
-                        "n_real": len(real_records or []),
-                        "images": entries,
-                    }
-                    zf.writestr("manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-                os.replace(tmp, out_zip)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            return out_zip
+            if size is None:
+                if not accepted:
+                    raise ValueError("Choose an output size for the real images.")
+                with Image.open(self.folder / accepted[0].file) as first:
+                    size = first.width
+            z_dim = self.meta.get("z_dim")
+            items = generated_items(accepted, self.folder, names, run_id=self.run_id, z_dim=z_dim)
+            if real_records:
+                items += real_items(real_records, Path(real_root), names, real_fit)
+            header = {
+                "run": self.run_id,
+                "generator": self.meta.get("generator"),
+                "thresholds": asdict(self.thresholds),
+            }
+            return export_dataset(
+                out_zip,
+                items,
+                class_names=names,
+                candidates=list(self.candidates),
+                size=size,
+                metadata_file=metadata_file,
+                header=header,
+            )
 
 
 class CurationStores:

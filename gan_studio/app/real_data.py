@@ -31,6 +31,11 @@ class RealSplit:
     key: tuple = ()
 
     @property
+    def fit(self) -> str:
+        """How the images were made square (center-crop, pad or stretch): part of the cache key."""
+        return self.key[1] if len(self.key) > 1 else "center-crop"
+
+    @property
     def train_names(self) -> list[str]:
         return [r.path for r in self.train.records]
 

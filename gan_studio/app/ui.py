@@ -41,12 +41,17 @@ CSS = """
   border-radius: 999px; padding: 2px 10px; font-size: 0.82rem; color: white !important; }
 /* Generated images are small: show their pixels crisp instead of blurred by the browser's upscaling. */
 #sample-gallery img, #curate-gallery img, #interp-filmstrip img, #interp-gif img, #train-samples img,
-#train-recon img, #eval-samples img, #eval-pairs img, #sample-before-after img { image-rendering: pixelated; }
+#train-recon img, #eval-samples img, #eval-pairs img, #sample-before-after img, #curate-zoom img
+{ image-rendering: pixelated; }
 /* Grad-CAM tiles carry their verdict under the image; the hover caption would only cover it. */
 #cam-real .caption-label, #cam-synthetic .caption-label { display: none; }
 /* Verdict captions wrap instead of being cut to "Assembly s0 · …". */
-#sample-gallery .caption-label, #curate-gallery .caption-label { white-space: normal; overflow: visible;
-  text-overflow: clip; font-size: 11px; line-height: 1.25; max-width: 92%; padding: 2px 6px; }
+#sample-gallery .caption-label { white-space: normal; overflow: visible;
+  text-overflow: clip; font-size: 12px; line-height: 1.25; max-width: 92%; padding: 2px 6px; }
+/* Curation captions are one short line, so they cover little of the image; the selection stands out. */
+#curate-gallery .caption-label { white-space: nowrap; font-size: 12px; line-height: 1.2; max-width: 96%;
+  padding: 1px 5px; }
+#curate-gallery .thumbnail-item.selected { outline: 4px solid #4f46e5; outline-offset: 1px; }
 .gs-card { border: 1px solid var(--border-color-primary); border-radius: 14px; padding: 10px 12px !important;
   background: var(--background-fill-primary); }
 #gs-picker { border: 1px solid var(--border-color-primary); border-radius: 14px; padding: 6px 10px; }
@@ -196,5 +201,11 @@ def build_app(studio: Studio) -> gr.Blocks:
 
 
 def launch_options(studio: Studio) -> dict:
-    """Keyword arguments for ``demo.launch`` (Gradio 6 takes theme and CSS there)."""
-    return {"theme": theme(), "css": CSS, "allowed_paths": studio.allowed_paths(), "footer_links": ["api"]}
+    """Keyword arguments for ``demo.launch`` (Gradio 6 takes theme, CSS and page-load JS there)."""
+    return {
+        "theme": theme(),
+        "css": CSS,
+        "js": curate.KEYBOARD_JS,
+        "allowed_paths": studio.allowed_paths(),
+        "footer_links": ["api"],
+    }
