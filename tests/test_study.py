@@ -92,6 +92,9 @@ def test_budget_keeps_the_key_comparison_whole_and_reports_the_cuts():
     kept = {a.name for a in small.kept}
     assert {"real+classic", "real+classic+syn_filtered@1.25", "real", "real+syn_filtered@1.25"} == kept
     assert small.cut and "cut to fit the budget" in small.describe()[1]
+    # A budget too small for anything still keeps the key comparison whole, never a lone baseline.
+    tight = plan_arms(arms, 3, seconds_per_fit=60, done=set(), budget_s=60)
+    assert {a.name for a in tight.kept} == {"real+classic", "real+classic+syn_filtered@1.25"}
     # Finished fits cost nothing: with everything done, every arm fits any budget.
     done = {(a.name, s) for a in arms for s in range(3)}
     assert not plan_arms(arms, 3, seconds_per_fit=60, done=done, budget_s=1).cut
@@ -202,6 +205,8 @@ TINY_STUDY = [
     "cpu",
     "--precision",
     "fp32",
+    "--c2st-steps",
+    "5",
     "--no-progress",
 ]
 
@@ -234,6 +239,14 @@ def test_tiny_study_reports_every_arm_with_intervals_and_verdicts(tiny_study):
     for name in expected:
         assert f"| {name} |" in report
     assert "95% CI" in report and "## Comparisons (paired by seed)" in report
+    assert "## Realism of the synthetic images (c2st)" in report
+    realism = json.loads((tiny_study / "realism.json").read_text())
+    assert set(realism["tests"]) == {
+        "real train vs validation (baseline)",
+        "real train vs synthetic (unfiltered)",
+        "real train vs synthetic (filtered)",
+    }
+    assert realism["settings"]["steps"] == 5 and doc["realism"] == realism
     with (tiny_study / "results.csv").open() as f:
         assert len(list(csv.DictReader(f))) == 2 * len(expected)
     assert (tiny_study / "differences.html").stat().st_size > 0

@@ -155,21 +155,26 @@ def plan_arms(
 ) -> Plan:
     """Keep arms in priority order while all their seeds fit the budget; an arm is kept whole or cut.
 
-    An arm is only kept with the references it is compared with; pre-training arms cost two fits.
+    An arm is only kept with the references it is compared with, and a baseline only with an arm
+    compared with it (a baseline alone answers nothing), so the first group kept, whatever the
+    budget, is the study's key comparison. Pre-training arms cost two fits.
     """
     started = {name for name, _ in done}
     order = sorted(arms, key=lambda arm: (arm.name not in started, arm.priority))  # never drop half an arm
     kept: list[ArmSpec] = []
     total = 0.0
     by_name = {arm.name: arm for arm in arms}
+    referenced = {
+        ref for arm in arms for _, ref in arm.comparisons() if ref in by_name and not by_name[ref].synthetic
+    }
 
     def cost(arm: ArmSpec) -> float:
         todo = sum(1 for s in range(seeds) if (arm.name, s) not in done)
         return todo * seconds_per_fit * (2 if arm.use == "pretrain" else 1)
 
     for arm in order:
-        if arm in kept:
-            continue
+        if arm in kept or (arm.name in referenced and arm.name not in started):
+            continue  # a baseline comes with the first arm compared with it
         group = [arm] + [
             by_name[ref] for _, ref in arm.comparisons() if by_name.get(ref) and by_name[ref] not in kept
         ]

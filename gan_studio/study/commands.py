@@ -71,6 +71,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--filter-confidence", type=float, default=_FILTER.confidence)
     p.add_argument("--filter-novelty", type=float, default=_FILTER.novelty)
     p.add_argument("--truncation", type=float, default=1.0)
+    p.add_argument(
+        "--c2st-steps",
+        type=int,
+        default=300,
+        help="realism check: steps of the fresh classifier telling real training images from the synthetic "
+        "ones (c2st, in report.md); 0 skips it",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
     p.add_argument("--no-progress", action="store_true")
@@ -119,6 +126,7 @@ def run_study_command(args) -> int:
         ),
         filter=FilterRule(confidence=args.filter_confidence, novelty=args.filter_novelty),
         truncation=args.truncation,
+        c2st_steps=args.c2st_steps,
         device=args.device,
         precision=args.precision,
     )

@@ -15,6 +15,7 @@ import numpy as np
 
 from gan_studio.evaluation.augment_bench import write_plot_png
 from gan_studio.study.arms import ArmSpec
+from gan_studio.study.realism import realism_markdown
 from gan_studio.study.stats import mean_std, paired_difference
 from gan_studio.training.checkpoint import write_text_atomic
 
@@ -200,6 +201,7 @@ def report_markdown(doc: dict, summary: list[dict], comparisons: list[dict], not
                 f"| {seed} | {drawn} | {confident} ({confident / max(drawn, 1):.0%}) | {novel} "
                 f"({novel / max(drawn, 1):.0%}) | {median_conf:.2f} | {median_novelty:.2f} |"
             )
+    lines += realism_markdown(doc.get("realism"))
     if doc.get("cut"):
         lines += ["", f"Cut to fit --budget-hours {setup['budget_hours']}: " + ", ".join(doc["cut"]) + "."]
     all_notes = [*doc.get("notes", []), *notes]

@@ -41,6 +41,7 @@ from gan_studio.evaluation.classifier import ARCHITECTURES, load_evaluator, save
 from gan_studio.evaluation.train_classifier import evaluate_classifier
 from gan_studio.study.arms import DEFAULT_RATIOS, ArmSpec, default_arms, plan_arms, select_arms
 from gan_studio.study.fit import ConvergenceRule, FitResult, TrainingMix, fit_to_convergence
+from gan_studio.study.realism import realism_check
 from gan_studio.study.synthetic import FilterRule, NoveltyScorer, SyntheticPool
 from gan_studio.training.checkpoint import read_json, write_json_atomic
 
@@ -72,6 +73,7 @@ class StudyConfig:
     rule: ConvergenceRule = field(default_factory=ConvergenceRule)
     filter: FilterRule = field(default_factory=FilterRule)
     truncation: float = 1.0
+    c2st_steps: int = 300  # realism check of the synthetic images (0: skip)
     device: str = "auto"
     precision: str = "auto"
 
@@ -90,6 +92,8 @@ class StudyConfig:
             raise ValueError(f"--budget-hours must be positive, got {self.budget_hours}")
         if not self.ratios or any(r <= 0 for r in self.ratios):
             raise ValueError(f"--ratios must be positive numbers, got {list(self.ratios)}")
+        if self.c2st_steps < 0:
+            raise ValueError(f"--c2st-steps must be >= 0 (0 skips the realism check), got {self.c2st_steps}")
         if not 0 < self.truncation <= 1:
             raise ValueError(f"--truncation must be in (0, 1], got {self.truncation}")
         self.rule.validate()
@@ -613,12 +617,11 @@ class Study:
         remaining = sum(1 for a in plan.kept for s in range(cfg.seeds) if (a.name, s) not in done)
         bar = tqdm(total=remaining, desc="study arms", unit="fit", disable=not self.progress)
         while True:
-            todo = [
-                (arm, s)
-                for arm in sorted(plan.kept, key=lambda a: a.priority)
-                for s in range(cfg.seeds)
-                if (arm.name, s) not in done
-            ]
+            # Seed by seed within a priority: an interrupted study holds paired seeds of its key comparison.
+            todo = sorted(
+                ((arm, s) for arm in plan.kept for s in range(cfg.seeds) if (arm.name, s) not in done),
+                key=lambda item: (item[0].priority, item[1]),
+            )
             if not todo:
                 break
             arm, seed = todo[0]
@@ -646,8 +649,24 @@ class Study:
                     self.log(f"[study] re-planned: {line}")
             save()
         bar.close()
+        if rows and cfg.c2st_steps:
+            header["realism"] = self._realism(folds, pool_for(0))
         save()
         return read_study(self.out)
+
+    def _realism(self, folds: Folds, pool: SyntheticPool) -> dict:
+        """c2st of the real training images against one synthetic image per real one (seed 0's draw)."""
+        synthetic = {}
+        for name, kind in (
+            ("synthetic (unfiltered)", "none"),
+            ("synthetic (filtered)", "confidence+novelty"),
+        ):
+            images, labels, _ = self._synthetic(pool, folds, ArmSpec(False, 1.0, kind))
+            synthetic[name] = (images, labels)
+        self.log("[study] realism: c2st of the real training images against the synthetic ones")
+        return realism_check(
+            self.out, folds.train, folds.val, synthetic, steps=self.config.c2st_steps, device=self.device
+        )
 
 
 def run_study(
