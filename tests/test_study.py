@@ -95,6 +95,9 @@ def test_budget_keeps_the_key_comparison_whole_and_reports_the_cuts():
     # A budget too small for anything still keeps the key comparison whole, never a lone baseline.
     tight = plan_arms(arms, 3, seconds_per_fit=60, done=set(), budget_s=60)
     assert {a.name for a in tight.kept} == {"real+classic", "real+classic+syn_filtered@1.25"}
+    # ... also when its baseline has already started: a resumed study never keeps the baseline alone.
+    resumed = plan_arms(arms, 3, seconds_per_fit=60, done={("real+classic", 0)}, budget_s=60)
+    assert {a.name for a in resumed.kept} == {"real+classic", "real+classic+syn_filtered@1.25"}
     # Finished fits cost nothing: with everything done, every arm fits any budget.
     done = {(a.name, s) for a in arms for s in range(3)}
     assert not plan_arms(arms, 3, seconds_per_fit=60, done=done, budget_s=1).cut

@@ -164,6 +164,11 @@ def plan_arms(
     kept: list[ArmSpec] = []
     total = 0.0
     by_name = {arm.name: arm for arm in arms}
+    has_synthetic = any(arm.synthetic for arm in arms)
+
+    def anchored() -> bool:  # the key comparison (or, in a study of baselines only, one arm) is in
+        return any(a.synthetic for a in kept) if has_synthetic else bool(kept)
+
     referenced = {
         ref for arm in arms for _, ref in arm.comparisons() if ref in by_name and not by_name[ref].synthetic
     }
@@ -180,7 +185,7 @@ def plan_arms(
         ]
         group = list(dict.fromkeys(group))
         extra = sum(cost(a) for a in group)
-        if budget_s is not None and total + extra > budget_s and kept:
+        if budget_s is not None and total + extra > budget_s and anchored():
             continue
         kept += [a for a in group if a not in kept]
         total += extra
