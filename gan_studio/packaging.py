@@ -7,6 +7,7 @@ A package is what the app loads out of the box and what gets pushed to the Huggi
       package.json       machine-readable summary (kind "gan-studio-package")
       generator/         EMA generator, save_pretrained (fp16 by default: half the size)
       evaluator/         evaluator classifier (save_pretrained + training.json), if given
+      real_vs_generated.png  per class: the first 4 real train images beside 4 generated ones
       samples.png        per-class sample grid (8 seeds per class)
       run.json, split.json, train_files.json, data_report.json   how the run was trained
       metrics.json, report.md                                     what `evaluate` measured, if given
@@ -22,7 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from gan_studio.data import DatasetError
+from gan_studio.models import Generator
 from gan_studio.sampling import generate, load_generator
+from gan_studio.side_by_side import PER_SIDE, REAL_VS_GENERATED, save_real_vs_generated, train_examples
 from gan_studio.training import checkpoint as ckpt
 from gan_studio.utils.images import save_image_grid
 
@@ -69,6 +73,7 @@ def package_run(
         n = len(info.class_names)
         grid = generate(G, [c for c in range(n) for _ in range(8)], [s for _ in range(n) for s in range(8)])
         save_image_grid(grid, tmp / "samples.png", ncol=8, row_labels=info.class_names)
+        real_vs_generated = _real_vs_generated(G, run_dir, tmp)
         summary = {
             "kind": PACKAGE_KIND,
             "format_version": ckpt.FORMAT_VERSION,
@@ -93,6 +98,7 @@ def package_run(
             ],
             "evaluator": _evaluator_summary(evaluator_dir) if evaluator_dir else None,
             "has_evaluator": bool(evaluator_dir),
+            "real_vs_generated": real_vs_generated,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         ckpt.write_json_atomic(tmp / "package.json", summary)
@@ -113,6 +119,40 @@ def package_run(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+def _real_vs_generated(G: Generator, run_dir: Path, out: Path) -> dict:
+    """Write real_vs_generated.png (the run's first train images of each class beside generated ones);
+    when the training data is not on this machine, say why instead."""
+    try:
+        real = train_examples(run_dir, G.class_names, G.resolution, PER_SIDE)
+    except (DatasetError, OSError) as error:
+        return {"file": None, "reason": str(error)}
+    save_real_vs_generated(G, real, out / REAL_VS_GENERATED, k=PER_SIDE)
+    return {"file": REAL_VS_GENERATED, "per_side": PER_SIDE, "seeds": list(range(PER_SIDE))}
+
+
+def real_vs_generated_lines(summary: dict) -> list[str]:
+    """The model card's first lines about samples: real and generated side by side, or why not."""
+    info = summary.get("real_vs_generated")
+    if not info:
+        return []
+    if not info.get("file"):
+        return [
+            f"*No real images beside the samples: {info.get('reason')} Compare the samples below with the"
+            " real training images (`train_files.json`) before judging them.*",
+            "",
+        ]
+    k, res = info["per_side"], summary["resolution"]
+    return [
+        f"![Real and generated images of each class: {k} real training photos left of the line,"
+        f" {k} generated images right of it]({info['file']})",
+        "",
+        f"*Each row is one class. Left of the line: **real** training photos (the first {k} of the class in"
+        f" `train_files.json`, not picked); right of it: **generated** images (seeds 0-{k - 1}, not picked)."
+        f" All are {res} px, fitted the way training fitted them.*",
+        "",
+    ]
 
 
 def training_commands(run: dict, step: int, run_dir: Path) -> list[str | None]:
@@ -270,6 +310,9 @@ def model_card(summary: dict, metrics: dict | None) -> str:
         "",
         f"Classes: {', '.join(summary['class_names'])}.",
         "",
+        "## Samples",
+        "",
+        *real_vs_generated_lines(summary),
         "![Per-class samples (rows: classes; columns: seeds 0-7)](samples.png)",
         "",
         "## Training",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import zipfile
 
 import pytest
@@ -121,7 +122,20 @@ def test_sample_tab_generates_a_gallery_and_a_zip(page):
     expect(page.locator("#sample-gallery")).to_contain_text("Nut s7")
     expect(page.locator('#sample-download a[href$="/tiny-samples.zip"]')).to_be_visible()
     expect(page.locator("#sample-before-after img").first).to_be_visible()
+    # Real train images of the class, left of the samples, at the same size.
+    real = thumbnails(page, "sample-real-gallery")
+    expect(real).to_have_count(3)
+    expect(page.locator("#sample-real-gallery")).to_contain_text("real · Nut")
+    expect(page.locator("#sample-real-note")).to_contain_text("real")
+    same_size_side_by_side(real.first, thumbnails(page, "sample-gallery").first)
     screenshot(page, "2-sample")
+
+
+def same_size_side_by_side(real, generated) -> None:
+    """The real image shows left of the generated one, at the same size on the page."""
+    a, b = real.bounding_box(), generated.bounding_box()
+    assert a["x"] + a["width"] <= b["x"], (a, b)
+    assert abs(a["width"] - b["width"]) <= 1 and abs(a["height"] - b["height"]) <= 1, (a, b)
 
 
 def test_interpolate_tab_makes_a_filmstrip_and_a_gif(page):
@@ -201,6 +215,39 @@ def test_evaluate_tab_shows_its_state(page):
     expect(page.locator("#eval-train")).to_be_enabled()
     expect(page.locator("#eval-run")).to_be_enabled()
     screenshot(page, "7-evaluate")
+
+
+def test_evaluate_tab_shows_real_images_beside_the_samples_used(
+    page, app, tiny_run, tmp_path_factory, demo_dir
+):
+    """An evaluated run (a copy of the tiny run in this app's workspace) shows its real train images
+    beside the evaluation's samples, in the same layout and at the same size."""
+    from gan_studio.cli import main
+
+    studio = app[1]
+    run = studio.runs_dir / "evaluated"
+    shutil.copytree(tiny_run, run)
+    evaluator = tiny_evaluator(tmp_path_factory.getbasetemp(), tiny_run, demo_dir)
+    argv = [
+        "evaluate", "--ckpt", str(run), "--evaluator", str(evaluator), "--out", str(run / "evaluation"),
+        "--n-per-class", "2", "--metrics", "cas", "--device", "cpu", "--no-progress",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    label = next(e.label for e in studio.registry.generators() if e.run_dir and e.run_dir.name == "evaluated")
+    tiny = next(e.label for e in studio.registry.generators() if e.id == "tiny")
+    page.locator("#picker-refresh").click()
+    choose(page, "picker-run", label)
+    try:
+        open_tab(page, "Evaluate", "evaluate")
+        page.locator("#eval-refresh").click()
+        page.get_by_role("tab", name="Metrics", exact=True).click()
+        expect(page.locator("#eval-samples img")).to_be_visible(timeout=60 * SECOND)
+        expect(page.locator("#eval-real img")).to_be_visible(timeout=60 * SECOND)
+        expect(page.locator("#eval-real-note")).to_contain_text("real")
+        same_size_side_by_side(page.locator("#eval-real img"), page.locator("#eval-samples img"))
+        screenshot(page, "7-evaluate-real")
+    finally:
+        choose(page, "picker-run", tiny)  # the tests below work on the tiny run
 
 
 def test_evaluate_tab_shows_a_study(page, app, tiny_run, demo_dir):

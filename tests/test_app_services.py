@@ -19,7 +19,7 @@ from gan_studio.app.evaluation_jobs import per_class_rows
 from gan_studio.app.gradcam import CAM_METHODS, compute_cams, target_layer
 from gan_studio.app.interpolation import filmstrip, interpolate, render_frames, slerp, write_gif
 from gan_studio.app.jobs import JobRunner, read_tail, tqdm_progress
-from gan_studio.app.real_data import RealDataCache
+from gan_studio.app.real_data import RealDataCache, real_gallery_items, real_grid
 from gan_studio.app.training_manager import TrainingManager, TrainOptions, loss_figure, sanitize_run_name
 from gan_studio.data import DatasetError
 from gan_studio.evaluation import EvaluatorClassifier
@@ -269,6 +269,41 @@ def test_real_data_names_the_fix_when_the_dataset_is_gone(registry, tmp_path, ti
     entry = ModelRegistry([run.parent], device="cpu").get(GENERATOR, "moved")
     with pytest.raises(DatasetError, match="--data"):
         RealDataCache().get(entry)
+
+
+def test_real_images_beside_samples_are_the_first_train_images_at_the_samples_size(
+    registry, real_split, tmp_path
+):
+    entry = registry.get(GENERATOR, "tiny")
+    cache = RealDataCache()
+    items, note = real_gallery_items(cache, entry, [2, 5], 2, tmp_path / "gallery")
+    assert [caption for _, caption in items] == ["real · Base"] * 2 + ["real · HeadPlate"] * 2
+    order = sorted(range(len(real_split.train)), key=lambda i: real_split.train_names[i])
+    first_base = next(i for i in order if real_split.train.records[i].label == 2)
+    shown = np.asarray(Image.open(items[0][0]))
+    assert shown.shape == (32, 32, 3) and "**real** train images" in note
+    assert np.array_equal(shown, real_split.train.images[first_base].permute(1, 2, 0).numpy())
+    path, note = real_grid(cache, entry, tmp_path / "grid")
+    from gan_studio.utils.images import grid_layout
+
+    layout = grid_layout(80, 8, 32, 32, row_labels=list(entry.class_names))
+    assert Image.open(path).size == layout.size  # the evaluation's samples.png layout: same size
+    assert real_grid(cache, entry, tmp_path / "grid")[0] == path  # made once per split
+
+
+def test_real_images_beside_samples_say_why_when_the_dataset_is_gone(tmp_path, tiny_run):
+    import shutil
+
+    run = tmp_path / "runs" / "moved"
+    shutil.copytree(tiny_run, run)
+    meta = json.loads((run / "run.json").read_text())
+    meta["data"] = {**meta["data"], "root": str(tmp_path / "gone"), "source": str(tmp_path / "gone")}
+    (run / "run.json").write_text(json.dumps(meta))
+    entry = ModelRegistry([run.parent], device="cpu").get(GENERATOR, "moved")
+    items, note = real_gallery_items(RealDataCache(), entry, [0], 3, tmp_path / "gallery")
+    assert items == [] and "Real images are not available here" in note
+    path, note = real_grid(RealDataCache(), entry, tmp_path / "grid")
+    assert path is None and "Real images are not available here" in note
 
 
 # ----------------------------------------------------------------------------- background jobs

@@ -46,7 +46,14 @@ expect = sync_api.expect
 
 def test_shipped_package_is_complete_and_small():
     """What issue 5 ships: weights, evaluator, split, metrics and a model card, in at most 30 MB."""
-    for name in ("package.json", "README.md", "metrics.json", "split.json", "samples.png"):
+    for name in (
+        "package.json",
+        "README.md",
+        "metrics.json",
+        "split.json",
+        "samples.png",
+        "real_vs_generated.png",
+    ):
         assert (PACKAGE / name).is_file(), name
     for folder in ("generator", "evaluator"):
         assert (PACKAGE / folder / "config.json").is_file() and (
@@ -116,6 +123,9 @@ def test_sample_tab_draws_every_class(page):
     expect(page.locator("#sample-status")).to_contain_text("20 images from")
     expect(thumbnails(page, "sample-gallery")).to_have_count(20)
     expect(page.locator("#sample-gallery")).to_contain_text("Nut s0")
+    # Beside them, real train images of every class (once the demo data is rendered and decoded).
+    expect(thumbnails(page, "sample-real-gallery")).to_have_count(20, timeout=600 * SECOND)
+    expect(page.locator("#sample-real-gallery")).to_contain_text("real · Nut")
     screenshot(page, "sample")
 
 

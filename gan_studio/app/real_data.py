@@ -1,12 +1,14 @@
 """The real images behind a generator: its dataset, split into train / held-out test, decoded once.
 
 Grad-CAM shows held-out test images, the embedding plot and memorisation scores compare samples with
-the train images, and exports can merge the train images in. All read the same split the GAN was
+the train images, exports can merge the train images in, and the Sample and Evaluate tabs show real
+train images beside the generated ones. All read the same split the GAN was
 trained with (split.json), so a test image can never leak into anything trained downstream.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections import OrderedDict
@@ -14,9 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from gan_studio.data import DatasetError, LabeledImages, load_labeled_images, load_split
+from gan_studio.metrics.report import SAMPLES_PER_CLASS_IN_GRID
 from gan_studio.registry import LoadedModel, ModelEntry
+from gan_studio.sampling import safe_name
+from gan_studio.side_by_side import first_per_class
+from gan_studio.utils.images import save_image_grid, save_png_atomic, to_pil
 
 _MAX_CACHED = 4
 
@@ -127,3 +134,59 @@ class RealDataCache:
             while len(self._features) > 4 * _MAX_CACHED:
                 self._features.popitem(last=False)
         return result
+
+
+def real_examples(
+    cache: RealDataCache, entry: ModelEntry, classes: list[int], per_class: int
+) -> tuple[list[torch.Tensor], str | None]:
+    """The first ``per_class`` train images of each of ``classes`` in file order (what samples are
+    judged against), at the generator's resolution; ([], why not) when the dataset is not here."""
+    try:
+        split = cache.get(entry)
+    except (DatasetError, OSError) as error:
+        return [], f"**Real images are not available here**, so none are shown beside the samples: {error}"
+    return first_per_class(split.train, per_class, classes), None
+
+
+def real_gallery_items(
+    cache: RealDataCache, entry: ModelEntry, classes: list[int], per_class: int, out_dir: Path
+) -> tuple[list[tuple[str, str]], str]:
+    """(gallery items, note): the real train images shown beside ``per_class`` samples of each class."""
+    reals, why = real_examples(cache, entry, classes, per_class)
+    if why:
+        return [], why
+    items = []
+    for c, images in zip(classes, reals):
+        name = entry.class_names[c]
+        for i, image in enumerate(images):
+            path = save_png_atomic(to_pil(image), out_dir / safe_name(name) / f"real_{i:03d}.png")
+            items.append((str(path), f"real · {name}"))
+    note = (
+        f"Left: **real** train images, the first {per_class} of each class in file order (not picked), "
+        f"at {entry.resolution} px like the samples on the right."
+    )
+    short = [entry.class_names[c] for c, images in zip(classes, reals) if len(images) < per_class]
+    if short:
+        note += f" Fewer train images than that: {', '.join(short)}."
+    return items, note
+
+
+def real_grid(cache: RealDataCache, entry: ModelEntry, out_dir: Path) -> tuple[str | None, str]:
+    """(PNG, note): the first train images of every class in the layout of the evaluation's sample grid
+    (one row per class, 8 columns), so the two show at the same size side by side."""
+    k = SAMPLES_PER_CLASS_IN_GRID
+    classes = list(range(len(entry.class_names)))
+    reals, why = real_examples(cache, entry, classes, k)
+    if why:
+        return None, why
+    size = entry.resolution
+    rows = [torch.cat([r, r.new_zeros(k - len(r), 3, size, size)]) for r in reals]
+    key = hashlib.sha1(repr(cache.get(entry).key).encode()).hexdigest()[:12]
+    path = out_dir / f"{safe_name(entry.id)}-real-{key}.png"
+    if not path.is_file():
+        save_image_grid(torch.cat(rows), path, k, row_labels=list(entry.class_names))
+    note = f"Left: **real** train images (the first {k} of each class, not picked); right: generated."
+    short = [name for name, r in zip(entry.class_names, reals) if len(r) < k]
+    if short:
+        note += f" Black tiles: fewer than {k} train images ({', '.join(short)})."
+    return str(path), note

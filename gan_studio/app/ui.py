@@ -39,14 +39,16 @@ CSS = """
 #gs-header .gs-chips { margin-top: 10px; display: flex; gap: 8px; flex-wrap: wrap; }
 #gs-header .gs-chip { background: rgba(255,255,255,0.18); border: 1px solid rgba(255,255,255,0.35);
   border-radius: 999px; padding: 2px 10px; font-size: 0.82rem; color: white !important; }
-/* Generated images are small: show their pixels crisp instead of blurred by the browser's upscaling. */
+/* Generated images, and the real ones beside them, are small: show their pixels crisp (both alike)
+   instead of blurred by the browser's upscaling. */
 #sample-gallery img, #curate-gallery img, #interp-filmstrip img, #interp-gif img, #train-samples img,
-#train-recon img, #eval-samples img, #eval-pairs img, #sample-before-after img, #curate-zoom img
+#train-recon img, #eval-samples img, #eval-pairs img, #sample-before-after img, #curate-zoom img,
+#sample-real-gallery img, #eval-real img
 { image-rendering: pixelated; }
 /* Grad-CAM tiles carry their verdict under the image; the hover caption would only cover it. */
 #cam-real .caption-label, #cam-synthetic .caption-label { display: none; }
 /* Verdict captions wrap instead of being cut to "Assembly s0 · …". */
-#sample-gallery .caption-label { white-space: normal; overflow: visible;
+#sample-gallery .caption-label, #sample-real-gallery .caption-label { white-space: normal; overflow: visible;
   text-overflow: clip; font-size: 12px; line-height: 1.25; max-width: 92%; padding: 2px 6px; }
 /* Curation captions are one short line, so they cover little of the image; the selection stands out. */
 #curate-gallery .caption-label { white-space: nowrap; font-size: 12px; line-height: 1.2; max-width: 96%;

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,86 @@ def save_png_atomic(image: Image.Image, path: str | os.PathLike) -> Path:
     return path
 
 
+RULE = (40, 40, 40)  # the line between column groups (real | generated)
+
+
+def label_font(size: int | None = None) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """Pillow's built-in font: its small bitmap face by default, or scalable at ``size`` pixels."""
+    return ImageFont.load_default() if size is None else ImageFont.load_default(size=size)
+
+
+@dataclass(frozen=True)
+class GridLayout:
+    """Where make_grid puts things: tile (row, column) -> top-left pixel, the header band, the rules."""
+
+    tile_h: int
+    tile_w: int
+    ncol: int
+    nrow: int
+    pad: int
+    label_width: int
+    header: int  # height of the column-header band (0 without column groups)
+    group_gap: int
+    boundaries: tuple[int, ...]  # first column of each group after the first
+
+    def tile_xy(self, row: int, col: int) -> tuple[int, int]:
+        gaps = sum(1 for b in self.boundaries if col >= b)
+        x = self.label_width + self.pad + col * (self.tile_w + self.pad) + gaps * self.group_gap
+        return x, self.header + self.pad + row * (self.tile_h + self.pad)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the whole grid."""
+        width = self.label_width + self.ncol * (self.tile_w + self.pad) + self.pad
+        return width + len(self.boundaries) * self.group_gap, self.header + self.nrow * (
+            self.tile_h + self.pad
+        ) + self.pad
+
+    def rule_x(self, boundary: int) -> int:
+        """x of the vertical rule in the gap before column ``boundary``."""
+        return (self.tile_xy(0, boundary - 1)[0] + self.tile_w + self.tile_xy(0, boundary)[0]) // 2
+
+
+def grid_layout(
+    n: int,
+    ncol: int,
+    tile_h: int,
+    tile_w: int,
+    *,
+    row_labels: Sequence[str] | None = None,
+    pad: int = 2,
+    label_width: int | None = None,
+    font_size: int | None = None,
+    column_groups: Sequence[tuple[str, int]] | None = None,
+    group_gap: int = 12,
+) -> GridLayout:
+    if column_groups and sum(count for _, count in column_groups) != ncol:
+        raise ValueError(
+            f"column_groups cover {sum(c for _, c in column_groups)} columns, the grid has {ncol}"
+        )
+    if row_labels is not None and label_width is None:
+        if font_size is None:
+            label_width = max(48, 7 * max((len(s) for s in row_labels), default=0) + 8)
+        else:
+            font = label_font(font_size)
+            label_width = max(48, int(max((font.getlength(str(s)) for s in row_labels), default=0)) + 12)
+    boundaries, start = [], 0
+    for _, count in (column_groups or [])[:-1]:
+        start += count
+        boundaries.append(start)
+    return GridLayout(
+        tile_h=tile_h,
+        tile_w=tile_w,
+        ncol=ncol,
+        nrow=(n + ncol - 1) // ncol,
+        pad=pad,
+        label_width=label_width if row_labels is not None else 0,
+        header=(font_size or 11) + 10 if column_groups else 0,
+        group_gap=group_gap if column_groups else 0,
+        boundaries=tuple(boundaries),
+    )
+
+
 def make_grid(
     images: torch.Tensor,
     ncol: int,
@@ -43,25 +124,43 @@ def make_grid(
     row_labels: Sequence[str] | None = None,
     pad: int = 2,
     label_width: int | None = None,
+    font_size: int | None = None,
+    column_groups: Sequence[tuple[str, int]] | None = None,
+    group_gap: int = 12,
 ) -> Image.Image:
-    """Tile uint8 [N, 3, H, W] images into rows of ``ncol``; optional text label left of each row."""
+    """Tile uint8 [N, 3, H, W] images into rows of ``ncol``; optional text label left of each row.
+
+    ``column_groups`` ([(header, number of columns), ...]) splits the columns into groups: a header
+    above each, a vertical rule between them. ``font_size`` draws labels and headers at that many
+    pixels (default: Pillow's small bitmap font)."""
     n, _, h, w = images.shape
-    nrow = (n + ncol - 1) // ncol
-    if row_labels is not None and label_width is None:
-        label_width = max(48, 7 * max((len(s) for s in row_labels), default=0) + 8)
-    lw = label_width if row_labels is not None else 0
-    canvas = np.full((nrow * (h + pad) + pad, lw + ncol * (w + pad) + pad, 3), 255, dtype=np.uint8)
+    layout = grid_layout(
+        n, ncol, h, w, row_labels=row_labels, pad=pad, label_width=label_width, font_size=font_size,
+        column_groups=column_groups, group_gap=group_gap,
+    )  # fmt: skip
+    width, height = layout.size
+    canvas = np.full((height, width, 3), 255, dtype=np.uint8)
     arr = images.permute(0, 2, 3, 1).numpy()
     for i in range(n):
-        r, c = divmod(i, ncol)
-        y, x = pad + r * (h + pad), lw + pad + c * (w + pad)
+        x, y = layout.tile_xy(*divmod(i, ncol))
         canvas[y : y + h, x : x + w] = arr[i]
     grid = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(grid)
+    font = label_font(font_size)
     if row_labels is not None:
-        draw = ImageDraw.Draw(grid)
-        font = ImageFont.load_default()
-        for r, label in enumerate(row_labels[:nrow]):
-            draw.text((4, pad + r * (h + pad) + h // 2 - 6), str(label), fill=(0, 0, 0), font=font)
+        offset = 6 if font_size is None else font_size // 2 + 1
+        for r, label in enumerate(row_labels[: layout.nrow]):
+            draw.text((4, layout.tile_xy(r, 0)[1] + h // 2 - offset), str(label), fill=(0, 0, 0), font=font)
+    first = 0
+    for g, (header, count) in enumerate(column_groups or []):
+        left = layout.tile_xy(0, first)[0]
+        right = layout.tile_xy(0, first + count - 1)[0] + w
+        x = (left + right - draw.textlength(header, font=font)) / 2
+        draw.text((x, 4), header, fill=(0, 0, 0), font=font)
+        if g:
+            rule = layout.rule_x(first)
+            draw.line([(rule, 0), (rule, height - 1)], fill=RULE, width=2)
+        first += count
     return grid
 
 

@@ -16,6 +16,7 @@ from gan_studio.app.evaluation_jobs import (
     per_class_rows,
     read_metrics,
 )
+from gan_studio.app.real_data import real_grid
 from gan_studio.evaluation.augment_bench import ARM_KINDS
 from gan_studio.evaluation.classifier import ARCHITECTURES
 from gan_studio.metrics import list_metrics
@@ -66,6 +67,55 @@ def _study_results(folder: Path):
     report = folder / REPORT_MD
     text = report.read_text(encoding="utf-8") if report.is_file() else ""
     return f"Study folder: `{folder}`\n\n{text}", figure
+
+
+def _results_tabs():
+    """The results: metrics (real train images beside the samples), augmentation experiment, study."""
+    with gr.Tabs():
+        with gr.Tab("Metrics", elem_id="eval-tab-metrics"):
+            report_path = gr.Markdown(elem_id="eval-report-path")
+            overview = gr.Dataframe(
+                headers=["metric", "value", "real reference", "notes"],
+                label="Overview",
+                interactive=False,
+                wrap=True,
+                column_widths=["34%", "11%", "13%", "42%"],
+                elem_id="eval-overview",
+            )
+            per_class = gr.Dataframe(
+                headers=["class"], label="Per class", interactive=False, elem_id="eval-per-class"
+            )
+            with gr.Row(equal_height=True):  # one layout, one size: real beside generated
+                real = gr.Image(
+                    label="Real train images (8 per class)",
+                    type="filepath",
+                    interactive=False,
+                    elem_id="eval-real",
+                )
+                samples = gr.Image(
+                    label="Samples used (generated)",
+                    type="filepath",
+                    interactive=False,
+                    elem_id="eval-samples",
+                )
+            real_note = gr.Markdown(elem_id="eval-real-note")
+            pairs = gr.Image(
+                label="Closest to a training image (generated | nearest real)",
+                type="filepath",
+                interactive=False,
+                elem_id="eval-pairs",
+            )
+            report_file = gr.File(label="Report (markdown)", elem_id="eval-report")
+        with gr.Tab("Augmentation experiment", elem_id="eval-tab-bench"):
+            bench_plot = gr.Plot(label="Test accuracy by arm", elem_id="eval-bench-plot")
+            bench = gr.Markdown(elem_id="eval-bench-results")
+        with gr.Tab("Study", elem_id="eval-tab-study"):
+            study_plot = gr.Plot(label="Does it help? Paired differences", elem_id="eval-study-plot")
+            study_report = gr.Markdown(elem_id="eval-study-report")
+    return (
+        report_path, overview, per_class, real, samples, real_note, pairs, report_file, bench_plot, bench,
+        study_plot, study_report,
+    )  # fmt: skip
 
 
 def build(studio, picker) -> None:
@@ -151,37 +201,10 @@ def build(studio, picker) -> None:
             bar = gr.HTML(_bar(None, "idle"), elem_id="eval-progress")
             with gr.Accordion("Log", open=False):
                 log = gr.Code(language=None, interactive=False, elem_id="eval-log")
-            with gr.Tabs():
-                with gr.Tab("Metrics", elem_id="eval-tab-metrics"):
-                    report_path = gr.Markdown(elem_id="eval-report-path")
-                    overview = gr.Dataframe(
-                        headers=["metric", "value", "real reference", "notes"],
-                        label="Overview",
-                        interactive=False,
-                        wrap=True,
-                        column_widths=["34%", "11%", "13%", "42%"],
-                        elem_id="eval-overview",
-                    )
-                    per_class = gr.Dataframe(
-                        headers=["class"], label="Per class", interactive=False, elem_id="eval-per-class"
-                    )
-                    with gr.Row():
-                        samples = gr.Image(
-                            label="Samples used", type="filepath", interactive=False, elem_id="eval-samples"
-                        )
-                        pairs = gr.Image(
-                            label="Closest to a training image (generated | nearest real)",
-                            type="filepath",
-                            interactive=False,
-                            elem_id="eval-pairs",
-                        )
-                    report_file = gr.File(label="Report (markdown)", elem_id="eval-report")
-                with gr.Tab("Augmentation experiment", elem_id="eval-tab-bench"):
-                    bench_plot = gr.Plot(label="Test accuracy by arm", elem_id="eval-bench-plot")
-                    bench = gr.Markdown(elem_id="eval-bench-results")
-                with gr.Tab("Study", elem_id="eval-tab-study"):
-                    study_plot = gr.Plot(label="Does it help? Paired differences", elem_id="eval-study-plot")
-                    study_report = gr.Markdown(elem_id="eval-study-report")
+            (
+                report_path, overview, per_class, real, samples, real_note, pairs, report_file, bench_plot,
+                bench, study_plot, study_report,
+            ) = _results_tabs()  # fmt: skip
     timer = gr.Timer(2.0)
     watching = gr.State(None)  # per session: the job kind this session started last
 
@@ -326,6 +349,16 @@ def build(studio, picker) -> None:
         show_progress="hidden",
     )
     refresh_btn.click(results, [picker.run], result_outputs, api_name="evaluation_results")
+
+    @user_errors
+    def show_real(run_id, samples_shown):
+        """Real train images beside the samples, whenever samples are shown."""
+        if not run_id or not samples_shown:
+            return None, ""
+        entry = require_generator(studio, run_id)
+        return real_grid(studio.real_data, entry, studio.path("real"))
+
+    samples.change(show_real, [picker.run, samples], [real, real_note], api_name=False)
     picker.run.change(results, [picker.run], result_outputs, api_name=False)
 
     @user_errors

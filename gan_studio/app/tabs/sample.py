@@ -1,4 +1,5 @@
-"""Sample tab: class-conditioned images with optional filters, evaluator verdicts, and a .zip download."""
+"""Sample tab: class-conditioned images with optional filters, evaluator verdicts, and a .zip download,
+beside real train images of the same classes at the same size."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from gan_studio.app.common import (
     user_errors,
 )
 from gan_studio.app.postprocess import FILTERS, apply_chain, build_chain, describe
+from gan_studio.app.real_data import real_gallery_items
 from gan_studio.sampling import generate, latent_for_seed, safe_name
 from gan_studio.utils.images import save_png_atomic, to_pil
 
@@ -48,6 +50,72 @@ def filter_controls(prefix: str) -> tuple[gr.CheckboxGroup, dict[str, gr.Slider]
     return enabled, sliders
 
 
+def save_sample_outputs(out, run_id, info, z_dim, labels, seeds, originals, filtered, chain, probs, trunc):
+    """Save the images (and the originals when filters changed them) in class folders with a
+    manifest.json, zip them; returns (gallery items, (original, shown) pairs, the .zip)."""
+    items, pairs, manifest = [], [], []
+    for i, (label, s) in enumerate(zip(labels, seeds)):
+        name = info.class_names[label]
+        rel = f"{safe_name(name)}/seed_{s:06d}.png"
+        path = save_png_atomic(filtered[i], out / "images" / rel)
+        original = save_png_atomic(originals[i], out / "originals" / rel) if chain else path
+        caption = f"{name} s{s}"
+        if probs is not None:
+            caption += f" · {prediction_caption(info.class_names, probs[i], label)}"
+        items.append((str(path), caption))
+        pairs.append((str(original), str(path)))
+        record = {
+            "file": rel,
+            "class": name,
+            "class_index": label,
+            "seed": s,
+            "latent": [round(v, 6) for v in latent_for_seed(s, z_dim, trunc).tolist()],
+        }
+        if probs is not None:
+            predicted = int(probs[i].argmax())
+            record["evaluator"] = {
+                "predicted": info.class_names[predicted],
+                "confidence": float(probs[i, predicted]),
+            }
+        manifest.append(record)
+    meta = {
+        "run": run_id,
+        "generator": info.source,
+        "step": info.step,
+        "truncation": trunc,
+        "noise_mode": "const",
+        "filters": describe(chain),
+        "images": manifest,
+    }
+    (out / "images" / "manifest.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    archive = shutil.make_archive(str(out / f"{safe_name(run_id)}-samples"), "zip", out / "images")
+    return items, pairs, archive
+
+
+def _galleries():
+    """Real train images and samples side by side, at one thumbnail size; the before/after slider."""
+    with gr.Row(equal_height=True):  # same columns and height: real and generated at one size
+        real_gallery = gr.Gallery(
+            label="Real images of this class (train split)",
+            columns=3,
+            height=520,
+            object_fit="contain",
+            elem_id="sample-real-gallery",
+        )
+        gallery = gr.Gallery(
+            label="Samples (✓: the evaluator agrees · →: it sees another class)",
+            columns=3,
+            height=520,
+            object_fit="contain",
+            elem_id="sample-gallery",
+        )
+    real_note = gr.Markdown(elem_id="sample-real-note")
+    before_after = gr.ImageSlider(
+        label="Before / after filters (click an image)", elem_id="sample-before-after", max_height=320
+    )
+    return real_gallery, gallery, real_note, before_after
+
+
 def build(studio, picker) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, elem_classes="gs-card"):
@@ -72,16 +140,7 @@ def build(studio, picker) -> None:
                 label="Download (.zip: class folders + manifest.json)", elem_id="sample-download"
             )
         with gr.Column(scale=7, elem_classes="gs-card"):
-            gallery = gr.Gallery(
-                label="Samples (✓: the evaluator agrees · →: it sees another class)",
-                columns=6,
-                height=520,
-                object_fit="contain",
-                elem_id="sample-gallery",
-            )
-            before_after = gr.ImageSlider(
-                label="Before / after filters (click an image)", elem_id="sample-before-after", max_height=320
-            )
+            real_gallery, gallery, real_note, before_after = _galleries()
     shown = gr.State([])  # per session: [(original path, filtered path)] in gallery order
 
     picker.on_run_change(
@@ -118,43 +177,10 @@ def build(studio, picker) -> None:
                     probs, _ = evaluator.model.predict_uint8(batch.contiguous())
 
         progress(0.8, desc="writing the .zip")
-        out = studio.scratch_dir("sample")
-        items, pairs, manifest = [], [], []
-        for i, (label, s) in enumerate(zip(labels, seeds)):
-            name = info.class_names[label]
-            rel = f"{safe_name(name)}/seed_{s:06d}.png"
-            path = save_png_atomic(filtered[i], out / "images" / rel)
-            original = save_png_atomic(originals[i], out / "originals" / rel) if chain else path
-            caption = f"{name} s{s}"
-            if probs is not None:
-                caption += f" · {prediction_caption(info.class_names, probs[i], label)}"
-            items.append((str(path), caption))
-            pairs.append((str(original), str(path)))
-            record = {
-                "file": rel,
-                "class": name,
-                "class_index": label,
-                "seed": s,
-                "latent": [round(v, 6) for v in latent_for_seed(s, z_dim, float(trunc)).tolist()],
-            }
-            if probs is not None:
-                predicted = int(probs[i].argmax())
-                record["evaluator"] = {
-                    "predicted": info.class_names[predicted],
-                    "confidence": float(probs[i, predicted]),
-                }
-            manifest.append(record)
-        meta = {
-            "run": entry.id,
-            "generator": info.source,
-            "step": info.step,
-            "truncation": float(trunc),
-            "noise_mode": "const",
-            "filters": describe(chain),
-            "images": manifest,
-        }
-        (out / "images" / "manifest.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
-        archive = shutil.make_archive(str(out / f"{safe_name(entry.id)}-samples"), "zip", out / "images")
+        items, pairs, archive = save_sample_outputs(
+            studio.scratch_dir("sample"), entry.id, info, z_dim, labels, seeds, originals, filtered,
+            chain, probs, float(trunc),
+        )  # fmt: skip
         note = f"{len(items)} images from **{entry.id}** (step {info.step})"
         if probs is not None:
             agree = float(np.mean(probs.argmax(1) == np.asarray(labels)))
@@ -164,12 +190,19 @@ def build(studio, picker) -> None:
         first = pairs[0] if pairs else None
         return items, first, archive, note, pairs
 
+    @user_errors
+    def show_real(run_id, class_choice, n, progress=PROGRESS):
+        entry = require_generator(studio, run_id)
+        progress(0.1, desc="loading the real train images")
+        classes = class_indices(entry, class_choice)
+        return real_gallery_items(studio.real_data, entry, classes, int(n), studio.scratch_dir("real"))
+
     go_btn.click(
         sample,
         [picker.run, picker.evaluator, klass, count, seed, truncation, enabled, *sliders.values()],
         [gallery, before_after, download, status, shown],
         api_name="sample",
-    )
+    ).success(show_real, [picker.run, klass, count], [real_gallery, real_note], api_name=False)
 
     def select(pairs, evt: gr.SelectData):
         if not pairs or evt.index is None or evt.index >= len(pairs):
