@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from gan_studio.training.options import add_train_arguments, explicit_options
+from gan_studio.utils.numbers import MAX_SEED, count, number_in
 
 TRAIN_DESCRIPTION = """\
 Train a class-conditional FastGAN. Either give the options by hand, or follow a recipe, which
@@ -34,10 +35,10 @@ phase plan, and writes nothing.
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo-data", help="write the built-in procedural vise-parts dataset")
     p.add_argument("out_dir", type=Path)
-    p.add_argument("--per-class", type=int, default=200)
-    p.add_argument("--size", type=int, default=128)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--per-class", type=count(1, 100_000), default=200)
+    p.add_argument("--size", type=count(16, 1024), default=128)
+    p.add_argument("--seed", type=count(0, MAX_SEED), default=0)
+    p.add_argument("--workers", type=count(1, 1024), default=None)
     p.set_defaults(func=run_demo_data)
 
     p = sub.add_parser(
@@ -82,10 +83,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="write class-conditioned samples (PNGs + manifest.json)")
     p.add_argument("--ckpt", required=True, help="run folder, checkpoint folder or generator folder")
     p.add_argument("--class", dest="class_name", default="all", help="class name or index, or 'all'")
-    p.add_argument("--n", type=int, default=16, help="images per class")
-    p.add_argument("--seed", type=int, default=0, help="first seed; image i uses seed+i")
+    p.add_argument("--n", type=count(1, 100_000), default=16, help="images per class")
+    p.add_argument("--seed", type=count(0, MAX_SEED), default=0, help="first seed; image i uses seed+i")
     p.add_argument(
-        "--truncation", type=float, default=1.0, help="scale of the latent (<1: more typical images)"
+        "--truncation",
+        type=number_in(float, 0.0, 10.0),
+        default=1.0,
+        help="scale of the latent (<1: more typical images)",
     )
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--device", default=None)

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,8 @@ from pathlib import Path
 from gan_studio.app.jobs import Job, JobRunner, cli_command, read_tail
 from gan_studio.data import DatasetError, ValidationReport, resolve_dataset_source, scan_image_folder
 from gan_studio.training import checkpoint as ckpt
-from gan_studio.training.config import TrainConfig
+from gan_studio.training import run_files, run_lock
+from gan_studio.training.config import TrainConfig, config_problems
 
 DEMO = "demo"
 RESOLUTIONS = (32, 64, 128, 256, 512, 1024)
@@ -115,8 +117,9 @@ class TrainOptions:
 
         if self.resolution not in RESOLUTIONS:
             raise ValueError(f"Resolution {self.resolution} is not supported; choose one of {RESOLUTIONS}.")
-        if self.steps < 1 or self.batch < 1:
-            raise ValueError("Steps and batch size must be at least 1.")
+        problems = config_problems(self.values())  # the ranges TrainConfig declares
+        if problems:
+            raise ValueError(f"Check the training options: {'; '.join(problems)}.")
         if not self.recipe or self.recipe == CUSTOM:
             return option_args(self.values())
         from gan_studio.training.recipes import load_recipe
@@ -133,7 +136,7 @@ class RunProgress:
     """Everything the Train tab shows about one run, read from its folder."""
 
     run_dir: Path
-    state: str  # starting | running | finished | stopped | failed | idle
+    state: str  # starting | running | finished | stopped | failed | interrupted | stale | idle
     step: int = 0
     total_steps: int = 0
     images_per_s: float | None = None
@@ -230,17 +233,22 @@ def list_run_checkpoints(run_dir: Path) -> list[dict]:
 
 
 def trainer_pid(run_dir: Path) -> int | None:
-    """The pid in status.json, only if that process is alive and is ``gan_studio train --out RUN_DIR``.
+    """The process holding the run's lock (else the pid in status.json), only if that process is
+    alive and is ``gan_studio train --out RUN_DIR``.
 
     The command-line check (Linux /proc) guards against a recycled pid: nothing else is ever signalled.
     """
-    try:
-        status = ckpt.read_json(Path(run_dir) / "status.json")
-    except ckpt.CheckpointError:
-        return None
-    pid = status.get("pid")
-    if status.get("state") not in {"starting", "running"} or not isinstance(pid, int):
-        return None
+    holder = run_lock.live_holder(run_dir)
+    if holder is not None and holder.host == socket.gethostname():
+        pid = holder.pid
+    else:
+        try:
+            status = ckpt.read_json(Path(run_dir) / "status.json")
+        except ckpt.CheckpointError:
+            return None
+        pid = status.get("pid")
+        if status.get("state") not in {"starting", "running"} or not isinstance(pid, int):
+            return None
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
@@ -283,6 +291,7 @@ class TrainingManager:
     def resume(self, run_dir: Path, steps: int) -> Path:
         """Continue a run from its latest checkpoint up to ``steps`` total steps."""
         run_dir = Path(run_dir)
+        run_lock.refuse_if_held(run_dir)  # its trainer still runs (started before the app restarted?)
         run = ckpt.read_json(run_dir / "run.json")
         if ckpt.latest_checkpoint(run_dir) is None:
             raise ckpt.CheckpointError(
@@ -324,6 +333,7 @@ class TrainingManager:
         return run_dir
 
     def _launch(self, run_dir: Path, argv: list[str], steps: int) -> Job:
+        run_lock.refuse_if_held(run_dir)  # never write next to a live trainer
         log = run_dir / LOG_FILE
         with open(log, "a", encoding="utf-8") as f:
             f.write(f"\n$ {' '.join(map(str, argv[1:]))}\n")
@@ -360,15 +370,31 @@ class TrainingManager:
         os.kill(pid, signal.SIGTERM)
         return True
 
+    def recover_runs(self) -> list[str]:
+        """Tidy the app's run folders that no live trainer holds: temporary leftovers of killed
+        trainers removed, a "running" status with no trainer marked "interrupted"."""
+        notes = []
+        if not self.runs_dir.is_dir():
+            return notes
+        for run_dir in sorted(
+            p for p in self.runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
+        ):
+            job = self.job(run_dir)
+            if job is None or not job.running:
+                notes += run_files.recover(run_dir)
+        return notes
+
     def progress(self, run_dir: Path) -> RunProgress:
         run_dir = Path(run_dir)
+        job = self.job(run_dir)
+        alive = job is not None and job.running
+        if job is None:  # a trainer this app did not start, or one killed: "interrupted" if nobody holds it
+            run_files.mark_interrupted(run_dir)
         status = {}
         try:
             status = ckpt.read_json(run_dir / "status.json")
         except ckpt.CheckpointError:
             pass
-        job = self.job(run_dir)
-        alive = job is not None and job.running
         state = status.get("state", "idle")
         error = status.get("error")
         if job is not None and not alive and state in {"starting", "running"}:
@@ -383,7 +409,7 @@ class TrainingManager:
         elif (
             job is None and state in {"starting", "running"} and time.time() - status.get("updated", 0) > 600
         ):
-            state = "stale"  # written by a process this app did not start, and silent for 10 minutes
+            state = "stale"  # held by a process on another host, and silent for 10 minutes
         samples = run_dir / "samples"
         return RunProgress(
             run_dir=run_dir,

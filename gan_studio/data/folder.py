@@ -36,6 +36,11 @@ MAX_ZIP_UNCOMPRESSED_BYTES = 4 * 2**30
 _ZIP_SYMLINK = 0o120000
 _SYMLINK_DIR_REASON = "symbolic link to a folder (not followed); copy the images into the dataset instead"
 _SYMLINK_OUTSIDE_REASON = "symbolic link pointing outside the dataset folder (not followed)"
+_SYMLINK_LOOP_REASON = "symbolic link that leads back to itself (a link loop); remove or fix the link"
+# Longer skip lists are grouped by reason, with a count and the first few names (data_report.json
+# keeps every one): a class of 1,400 unreadable files must not print 1,400 names on one line.
+SKIPPED_NAMED_IN_FULL = 30
+SKIPPED_EXAMPLES = 3
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 _MODE_NAMES = {
     "1": "1-bit",
@@ -86,7 +91,10 @@ class ValidationReport:
         ]
         width = max((len(name) for name in self.class_names), default=0)
         lines += [f"  {name:<{width}}  {self.counts.get(name, 0):>6}" for name in self.class_names]
-        if self.skipped:
+        if len(self.skipped) > SKIPPED_NAMED_IN_FULL:
+            lines.append("Skipped files, by reason (data_report.json names every one):")
+            lines += [f"  {line}" for line in group_skipped(self.skipped)]
+        elif self.skipped:
             lines.append("Skipped files:")
             lines += [f"  {path}: {reason}" for path, reason in self.skipped]
         if self.converted:
@@ -246,20 +254,52 @@ def _is_real_dir(entry: os.DirEntry) -> bool:
     return entry.is_dir(follow_symlinks=False)
 
 
+def _leads_to(entry: os.DirEntry, kind: str) -> bool:
+    """``entry.is_dir()`` / ``is_file()`` following links, False for a link that loops (ELOOP)."""
+    try:
+        return entry.is_dir() if kind == "dir" else entry.is_file()
+    except OSError:
+        return False
+
+
 def _unwrap_single_folder(root: Path) -> Path:
     """Descend `root/<name>/` when it is just a wrapper around the class folders, as most zips are."""
     entries = _visible_entries(root)
     folders = [entry for entry in entries if _is_real_dir(entry)]
-    if len(folders) != 1 or any(entry.is_file() and _is_image_name(entry.name) for entry in entries):
+    if len(folders) != 1 or any(_leads_to(entry, "file") and _is_image_name(entry.name) for entry in entries):
         return root
     inner = _visible_entries(Path(folders[0].path))
     has_class_folders = any(_is_real_dir(entry) for entry in inner)
-    has_images = any(entry.is_file() and _is_image_name(entry.name) for entry in inner)
+    has_images = any(_leads_to(entry, "file") and _is_image_name(entry.name) for entry in inner)
     return Path(folders[0].path) if has_class_folders and not has_images else root
 
 
-def _inside(path: Path, root: Path) -> bool:
-    return path.resolve().is_relative_to(root)
+def _link_problem(path: Path, root: Path) -> str | None:
+    """Why a symbolic link is not followed (a loop, or a target outside the dataset), or None."""
+    try:
+        resolved = path.resolve(strict=True)
+    except FileNotFoundError:
+        return None  # a broken link: decoding says "file vanished, or a broken link"
+    except (RuntimeError, OSError):  # RuntimeError: Python before 3.13 on a loop; OSError: ELOOP
+        return _SYMLINK_LOOP_REASON
+    return None if resolved.is_relative_to(root) else _SYMLINK_OUTSIDE_REASON
+
+
+def group_skipped(skipped: Sequence[tuple[str, str]], examples: int = SKIPPED_EXAMPLES) -> list[str]:
+    """Skipped files grouped by reason, largest group first: "reason: N files (a, b, c and N-3 more)",
+    or "path (reason)" for a reason that only one file has."""
+    by_reason: dict[str, list[str]] = {}
+    for path, reason in skipped:
+        by_reason.setdefault(reason, []).append(path)
+    lines = []
+    for reason, paths in sorted(by_reason.items(), key=lambda item: (-len(item[1]), item[0])):
+        if len(paths) == 1:
+            lines.append(f"{paths[0]} ({reason})")
+            continue
+        named = ", ".join(paths[:examples])
+        more = f" and {len(paths) - examples} more" if len(paths) > examples else ""
+        lines.append(f"{reason}: {len(paths)} files ({named}{more})")
+    return lines
 
 
 def _list_files(root: Path) -> tuple[list[str], dict[str, list[str]], list[tuple[str, str]]]:
@@ -268,10 +308,10 @@ def _list_files(root: Path) -> tuple[list[str], dict[str, list[str]], list[tuple
     skipped: list[tuple[str, str]] = []
     for entry in _visible_entries(root):
         rel = entry.name
-        if entry.is_symlink() and entry.is_dir():
+        if entry.is_symlink() and _leads_to(entry, "dir"):
             skipped.append((rel, _SYMLINK_DIR_REASON))
-        elif entry.is_symlink() and not _inside(Path(entry.path), root):
-            skipped.append((rel, _SYMLINK_OUTSIDE_REASON))
+        elif entry.is_symlink() and (problem := _link_problem(Path(entry.path), root)):
+            skipped.append((rel, problem))
         elif _is_real_dir(entry):
             class_names.append(entry.name)
         elif _is_image_name(entry.name):
@@ -302,8 +342,8 @@ def _list_files(root: Path) -> tuple[list[str], dict[str, list[str]], list[tuple
                     continue
                 path = here / name
                 rel = path.relative_to(root).as_posix()
-                if path.is_symlink() and not _inside(path, root):
-                    skipped.append((rel, _SYMLINK_OUTSIDE_REASON))
+                if path.is_symlink() and (problem := _link_problem(path, root)):
+                    skipped.append((rel, problem))
                 elif not _is_image_name(name):
                     skipped.append((rel, _extension_reason(name)))
                 else:
@@ -521,8 +561,10 @@ def _refuse_small_classes(report: ValidationReport, min_per_class: int) -> None:
         count = report.counts[name]
         if count >= min_per_class:
             continue
-        own = [f"{path} ({reason})" for path, reason in report.skipped if path.startswith(f"{name}/")]
-        skipped = f" Skipped files: {', '.join(own)}." if own else ""
+        own = group_skipped(
+            [(path, reason) for path, reason in report.skipped if path.startswith(f"{name}/")]
+        )
+        skipped = f" Skipped files: {'; '.join(own)}." if own else ""
         problems.append(
             f"Class '{name}' in '{report.root}' has {count} usable image(s); at least {min_per_class} are "
             f"needed. Add images or remove the folder.{skipped}"

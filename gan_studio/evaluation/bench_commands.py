@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gan_studio.utils.numbers import MAX_SEED, count, fraction, number_in
+
 DEFAULT_RATIOS = "0,0.25,0.5,0.75,1.0,1.25"
 ARM_HELP = (
     "comma-separated arms: real, real+classic, real+syn, real+classic+syn, real+syn_filtered "
@@ -29,10 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=DEFAULT_RATIOS,
         help="synthetic images per real image of each class (0: baselines)",
     )
-    p.add_argument("--seeds", type=int, default=3, help="repeats per arm (seeds 0..N-1), for the spread")
+    p.add_argument(
+        "--seeds", type=count(1, 1000), default=3, help="repeats per arm (seeds 0..N-1), for the spread"
+    )
     p.add_argument(
         "--train-per-class",
-        type=int,
+        type=count(1),
         default=None,
         help="real images per class for every arm (default: exactly those the GAN trained on)",
     )
@@ -41,24 +45,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--filter-confidence",
-        type=float,
+        type=fraction(),
         default=0.8,
         help="real+syn_filtered keeps images the evaluator gives their class with at least this probability",
     )
     p.add_argument(
         "--filter-max-factor",
-        type=int,
+        type=count(1, 10_000),
         default=20,
         help="candidates drawn per filtered image needed, at most",
     )
     p.add_argument(
-        "--steps", type=int, default=1500, help="optimisation steps per arm (the same for every arm)"
+        "--steps", type=count(1), default=1500, help="optimisation steps per arm (the same for every arm)"
     )
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--batch", type=count(1, 4096), default=64)
+    p.add_argument("--lr", type=number_in(float, 0.0, 1.0), default=2e-3)
     p.add_argument("--arch", default="mobilenet_v3_small", help="classifier: mobilenet_v3_small or resnet18")
-    p.add_argument("--truncation", type=float, default=1.0, help="latent truncation of the synthetic images")
-    p.add_argument("--sample-seed", type=int, default=0, help="first latent seed of the synthetic images")
+    p.add_argument(
+        "--truncation",
+        type=number_in(float, 0.0, 1.0),
+        default=1.0,
+        help="latent truncation of the synthetic images",
+    )
+    p.add_argument(
+        "--sample-seed", type=count(0, MAX_SEED), default=0, help="first latent seed of the synthetic images"
+    )
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, mps")
     p.add_argument("--no-progress", action="store_true")

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from gan_studio.evaluation.classifier import ARCHITECTURES
+from gan_studio.utils.numbers import MAX_SEED, count, fraction, number_in
 
 DEFAULT_EVALUATOR_STEPS = 1000
 
@@ -24,7 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--out", required=True, type=Path, help="evaluator folder (config.json, model.safetensors, ...)"
     )
     p.add_argument("--arch", choices=ARCHITECTURES, default="mobilenet_v3_small")
-    p.add_argument("--res", type=int, default=64, help="input resolution (use the GAN's resolution)")
+    p.add_argument(
+        "--res", type=count(16, 1024), default=64, help="input resolution (use the GAN's resolution)"
+    )
     p.add_argument(
         "--stem-stride",
         choices=["auto", "1", "2"],
@@ -38,28 +41,32 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="split.json to use, e.g. a GAN run's (default: make one like train does)",
     )
-    p.add_argument("--test-fraction", type=float, default=0.3, help="held-out share when making a split")
+    p.add_argument(
+        "--test-fraction", type=fraction(0.0, 0.95), default=0.3, help="held-out share when making a split"
+    )
     p.add_argument(
         "--group-pattern", default=None, help="regex on file names, as for train, when making a split"
     )
-    p.add_argument("--seed", type=int, default=0, help="seeds the split (like train) and the training")
+    p.add_argument(
+        "--seed", type=count(0, MAX_SEED), default=0, help="seeds the split (like train) and the training"
+    )
     p.add_argument(
         "--train-per-class",
-        type=int,
+        type=count(0),
         default=0,
         help="train on this many images per class, the same ones `train --train-per-class N --seed S` uses "
         "(few-shot experiments: the filtering evaluator then knows no more real images than the GAN)",
     )
     p.add_argument(
-        "--steps", type=int, default=DEFAULT_EVALUATOR_STEPS, help="optimisation steps (the budget)"
+        "--steps", type=count(1), default=DEFAULT_EVALUATOR_STEPS, help="optimisation steps (the budget)"
     )
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--batch", type=count(1, 4096), default=64)
+    p.add_argument("--lr", type=number_in(float, 0.0, 1.0), default=2e-3)
     p.add_argument("--augment", choices=["classic", "none"], default="classic")
     p.add_argument("--weights", type=Path, default=None, help="local torchvision state dict to start from")
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, mps")
-    p.add_argument("--min-per-class", type=int, default=2)
+    p.add_argument("--min-per-class", type=count(1), default=2)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_train_evaluator)
 
@@ -67,9 +74,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ckpt", required=True, help="run folder, checkpoint folder or generator folder")
     p.add_argument("--evaluator", required=True, type=Path, help="folder written by train-evaluator")
     p.add_argument("--out", required=True, type=Path, help="report folder")
-    p.add_argument("--n-per-class", type=int, default=200, help="generated images per class")
-    p.add_argument("--seed", type=int, default=0, help="first seed; image i of every class uses seed+i")
-    p.add_argument("--truncation", type=float, default=1.0)
+    p.add_argument("--n-per-class", type=count(2, 100_000), default=200, help="generated images per class")
+    p.add_argument(
+        "--seed", type=count(0, MAX_SEED), default=0, help="first seed; image i of every class uses seed+i"
+    )
+    p.add_argument("--truncation", type=number_in(float, 0.0, 10.0), default=1.0)
     p.add_argument(
         "--data", default=None, help="real dataset (default: the one recorded in the run's run.json)"
     )
@@ -79,20 +88,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--metrics", default="all", help="comma-separated metric names, or 'all'")
     p.add_argument(
         "--c2st-steps",
-        type=int,
+        type=count(1),
         default=300,
         help="c2st: training steps of each of its two classifiers (the budget; ~3 min each at 64 px on 2 CPU cores)",
     )
     p.add_argument(
-        "--c2st-seed", type=int, default=None, help="c2st: seed of its split and training (default: --seed)"
+        "--c2st-seed",
+        type=count(0, MAX_SEED),
+        default=None,
+        help="c2st: seed of its split and training (default: --seed)",
     )
     p.add_argument(
         "--c2st-max-per-class",
-        type=int,
+        type=count(0),
         default=0,
         help="c2st: at most this many images of each class on each side (0: all that balance allows)",
     )
-    p.add_argument("--batch", type=int, default=64, help="generation batch size")
+    p.add_argument("--batch", type=count(1, 4096), default=64, help="generation batch size")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_evaluate)

@@ -8,6 +8,7 @@ from gan_studio.evaluation.classifier import ARCHITECTURES
 from gan_studio.study.arms import DEFAULT_RATIOS
 from gan_studio.study.fit import ConvergenceRule
 from gan_studio.study.synthetic import FilterRule
+from gan_studio.utils.numbers import count, fraction, number_in
 
 _RULE, _FILTER = ConvergenceRule(), FilterRule()
 
@@ -33,20 +34,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     gan.add_argument(
         "--ckpt", help="reuse this GAN run or package; its split and training images decide the arms'"
     )
-    p.add_argument("--gan-steps", type=int, default=None, help="override the recipe's total GAN steps")
+    p.add_argument("--gan-steps", type=count(1), default=None, help="override the recipe's total GAN steps")
     p.add_argument(
         "--evaluator", default=None, help="filtering evaluator to reuse (default: the study trains one)"
     )
     p.add_argument("--split", default=None, help="split.json to use (default: the run's, or a new one)")
-    p.add_argument("--test-fraction", type=float, default=0.3, help="held-out share when making a split")
+    p.add_argument(
+        "--test-fraction", type=fraction(0.0, 0.95), default=0.3, help="held-out share when making a split"
+    )
     p.add_argument("--group-pattern", default=None, help="regex on file names: one group stays on one side")
     p.add_argument(
-        "--train-per-class", type=int, default=0, help="few-shot: real training images per class (0: all)"
+        "--train-per-class",
+        type=count(0),
+        default=0,
+        help="few-shot: real training images per class (0: all)",
     )
     p.add_argument(
-        "--val-per-class", type=int, default=10, help="validation images per class (stop rule only)"
+        "--val-per-class", type=count(1), default=10, help="validation images per class (stop rule only)"
     )
-    p.add_argument("--seeds", type=int, default=3, help="seeds per arm (a positive answer must hold over 3)")
+    p.add_argument(
+        "--seeds", type=count(1, 1000), default=3, help="seeds per arm (a positive answer must hold over 3)"
+    )
     p.add_argument("--arch", choices=ARCHITECTURES, default="mobilenet_v3_small")
     p.add_argument("--stem-stride", type=int, choices=[1, 2], default=2, help="first convolution's stride")
     p.add_argument("--arms", default="all", help="'all' or comma-separated arm names (references come along)")
@@ -55,25 +63,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--budget-hours",
-        type=float,
+        type=number_in(float, 0.0, 10_000.0),
         default=None,
         help="hours for the classifier arms (the GAN and the evaluator come first): the most important "
         "arms are kept whole, re-planned after every fit with its measured cost; the report says what was cut",
     )
-    p.add_argument("--max-steps", type=int, default=_RULE.max_steps, help="step cap of every arm")
-    p.add_argument("--eval-every", type=int, default=_RULE.eval_every, help="steps between validation checks")
+    p.add_argument("--max-steps", type=count(1), default=_RULE.max_steps, help="step cap of every arm")
     p.add_argument(
-        "--patience", type=int, default=_RULE.patience, help="checks without improvement before stopping"
+        "--eval-every", type=count(1), default=_RULE.eval_every, help="steps between validation checks"
     )
-    p.add_argument("--min-steps", type=int, default=_RULE.min_steps, help="no stop before this step")
-    p.add_argument("--batch", type=int, default=_RULE.batch_size)
-    p.add_argument("--lr", type=float, default=_RULE.lr)
-    p.add_argument("--filter-confidence", type=float, default=_FILTER.confidence)
-    p.add_argument("--filter-novelty", type=float, default=_FILTER.novelty)
-    p.add_argument("--truncation", type=float, default=1.0)
+    p.add_argument(
+        "--patience", type=count(1), default=_RULE.patience, help="checks without improvement before stopping"
+    )
+    p.add_argument("--min-steps", type=count(0), default=_RULE.min_steps, help="no stop before this step")
+    p.add_argument("--batch", type=count(1, 4096), default=_RULE.batch_size)
+    p.add_argument("--lr", type=number_in(float, 0.0, 1.0), default=_RULE.lr)
+    p.add_argument("--filter-confidence", type=fraction(), default=_FILTER.confidence)
+    p.add_argument("--filter-novelty", type=number_in(float, 0.0, 100.0), default=_FILTER.novelty)
+    p.add_argument("--truncation", type=number_in(float, 0.0, 1.0), default=1.0)
     p.add_argument(
         "--c2st-steps",
-        type=int,
+        type=count(0),
         default=300,
         help="realism check: steps of the fresh classifier telling real training images from the synthetic "
         "ones (c2st, in report.md); 0 skips it",

@@ -1,11 +1,12 @@
 """Training configuration: every knob of a run, saved with it so that a resume continues exactly.
 
 Each field is declared once, here, with what the ``train`` command line needs to offer it (flag,
-help, choices) and when it may change: ``phase=True`` options may change when a run is resumed and
-start a new training phase (recorded in run.json), ``resumable=True`` options may change on any
-resume because they do not alter the trajectory. ``gan_studio.training.options`` builds the
+help, choices, the range of a number) and when it may change: ``phase=True`` options may change
+when a run is resumed and start a new training phase (recorded in run.json), ``resumable=True``
+options may change on any resume because they do not alter the trajectory. ``gan_studio.training.options`` builds the
 ``train`` parser from these declarations, and recipes (``gan_studio.training.recipes``) and the
-app's Train tab take their names and defaults from them.
+app's Train tab take their names, defaults and ranges from them; a resume checks run.json's values
+against the same ranges (``config_problems``) before it builds anything.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
+
+from gan_studio.utils.numbers import MAX_COUNT, MAX_SEED, range_problem
 
 
 def option(
@@ -26,6 +29,8 @@ def option(
     resumable: bool = False,
     path: bool = False,
     cli: bool = True,
+    minimum: float | None = None,
+    maximum: float | None = None,
     default_factory: Any = None,
 ) -> Any:
     """A TrainConfig field with its command-line declaration.
@@ -33,6 +38,8 @@ def option(
     ``flag``: the option's name on the command line (default: ``--`` + the field name with dashes;
     a bool option that defaults to True is offered as its negation, e.g. ``--no-flip``). ``path``:
     the value is a folder that the command line resolves to an absolute path. ``cli=False``: no flag.
+    ``minimum`` / ``maximum``: the inclusive range of a number, enforced by the parser, recipes, the
+    app and resumes (run.json).
     """
     metadata = {
         "help": help,
@@ -43,6 +50,8 @@ def option(
         "resumable": resumable,
         "path": path,
         "cli": cli,
+        "minimum": minimum,
+        "maximum": maximum,
     }
     if default_factory is not None:
         return field(default_factory=default_factory, metadata=metadata)
@@ -57,15 +66,27 @@ class TrainConfig:
         "own, from its run.json)",
     )
     out: str = option("runs/run", help="run folder (checkpoints, samples, logs)", resumable=True)
-    resolution: int = option(64, flag="--res", help="image resolution: 32, 64, 128, 256, 512 or 1024")
-    steps: int = option(5000, help="total training steps (with --resume: the new total)", resumable=True)
-    batch: int = option(16, help="batch size per process")
+    resolution: int = option(
+        64, flag="--res", help="image resolution: 32, 64, 128, 256, 512 or 1024", minimum=32, maximum=1024
+    )
+    steps: int = option(
+        5000,
+        help="total training steps (with --resume: the new total)",
+        resumable=True,
+        minimum=1,
+        maximum=MAX_COUNT,
+    )
+    batch: int = option(16, help="batch size per process", minimum=1, maximum=4096)
     precision: str = option("auto", choices=("auto", "bf16", "fp32"), help="compute precision")
     device: str = option("auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps", resumable=True)
-    seed: int = option(0, help="seeds the split, the few-shot subset and the training")
+    seed: int = option(
+        0, help="seeds the split, the few-shot subset and the training", minimum=0, maximum=MAX_SEED
+    )
     # networks
-    g_width: int = option(64, flag="--ngf", help="generator width (FastGAN's ngf)")
-    d_width: int = option(64, flag="--ndf", help="discriminator width (FastGAN's ndf)")
+    g_width: int = option(64, flag="--ngf", help="generator width (FastGAN's ngf)", minimum=1, maximum=512)
+    d_width: int = option(
+        64, flag="--ndf", help="discriminator width (FastGAN's ndf)", minimum=1, maximum=512
+    )
     d_widths: str = option(
         "compact",
         choices=("compact", "fastgan"),
@@ -80,24 +101,32 @@ class TrainConfig:
         metavar="K",
         help="draw each batch as K images of each of batch/K classes, and let D see the spread within each "
         "group (minibatch standard deviation); 1: off; K must divide --batch",
+        minimum=1,
+        maximum=4096,
     )
-    z_dim: int = option(128, help="latent size")
-    embed_dim: int = option(128, help="class embedding size")
+    z_dim: int = option(128, help="latent size", minimum=1, maximum=4096)
+    embed_dim: int = option(128, help="class embedding size", minimum=1, maximum=4096)
     g_spectral_norm: bool = option(True, help="no spectral norm in the generator")
     # optimisation (FastGAN defaults)
-    lr_g: float = option(2e-4, help="generator learning rate")
-    lr_d: float = option(2e-4, help="discriminator learning rate")
-    beta1: float = option(0.5, help="Adam beta1")
-    beta2: float = option(0.999, help="Adam beta2")
-    ema_decay: float = option(0.999, flag="--ema", help="EMA decay of the generator weights")
+    lr_g: float = option(2e-4, help="generator learning rate", minimum=0.0, maximum=1.0)
+    lr_d: float = option(2e-4, help="discriminator learning rate", minimum=0.0, maximum=1.0)
+    beta1: float = option(0.5, help="Adam beta1", minimum=0.0, maximum=0.99999)
+    beta2: float = option(0.999, help="Adam beta2", minimum=0.0, maximum=0.99999)
+    ema_decay: float = option(
+        0.999, flag="--ema", help="EMA decay of the generator weights", minimum=0.0, maximum=1.0
+    )
     recon_loss: str = option(
         "mse",
         choices=("mse", "l1", "lpips"),
         help="D's reconstruction loss (lpips needs its backbone weights)",
     )
-    recon_weight: float = option(1.0, help="weight of D's reconstruction loss")
+    recon_weight: float = option(1.0, help="weight of D's reconstruction loss", minimum=0.0, maximum=1000.0)
     mode_seeking: float = option(
-        0.0, phase=True, help="weight of the mode-seeking term (MSGAN): more variety within a class; 0: off"
+        0.0,
+        phase=True,
+        help="weight of the mode-seeking term (MSGAN): more variety within a class; 0: off",
+        minimum=0.0,
+        maximum=1000.0,
     )
     mode_seeking_space: str = option(
         "pixels",
@@ -113,6 +142,8 @@ class TrainConfig:
         phase=True,
         help="weight of a per-class MMD between the fakes' and the real images' coarse edge maps: asks each "
         "class to cover the poses and places of its real images (0: off; pair it with --class-groups)",
+        minimum=0.0,
+        maximum=1000.0,
     )
     # Weight of a per-class MMD on four numbers per image: the soft silhouette's principal axis
     # (which way the part points, how elongated it is) and its centroid (0: off). Edge maps carry
@@ -122,11 +153,15 @@ class TrainConfig:
         phase=True,
         help="weight of a per-class MMD on each image's silhouette axis and centroid: asks each class to "
         "point and sit the ways its real images do (0: off; pair it with --class-groups)",
+        minimum=0.0,
+        maximum=1000.0,
     )
     class_loss: float = option(
         1.0,
         help="weight of the auxiliary-classifier loss (AC-GAN): D classifies real images, G must make fakes "
         "it classifies as their class (0: the projection term only)",
+        minimum=0.0,
+        maximum=1000.0,
     )
     # A frozen classifier trained beforehand on the real train split (train-evaluator --out). G also
     # minimises its cross-entropy on the fakes: class knowledge D's own head needs ~10^5 images to learn.
@@ -138,7 +173,11 @@ class TrainConfig:
         "fakes it classifies as their class; use a different network or seed from your evaluator",
     )
     guide_weight: float = option(
-        0.0, phase=True, help="weight of the guide's loss (0.5 when --guide is given without it)"
+        0.0,
+        phase=True,
+        help="weight of the guide's loss (0.5 when --guide is given without it)",
+        minimum=0.0,
+        maximum=1000.0,
     )
     # Stop pushing a fake once the guide gives its class this probability (1.0: never stop). Plain
     # cross-entropy keeps rewarding ever more typical fakes; a cap asks only that the class be
@@ -149,6 +188,8 @@ class TrainConfig:
         phase=True,
         help="stop pushing a fake once the guide gives its class this probability (1.0: never); below 1 "
         "the guide asks only that each fake be recognisable, not ever more typical",
+        minimum=0.0,
+        maximum=1.0,
     )
     # ce: each fake's cross-entropy; mmd: per-class MMD between the fakes' and the real images' guide
     # features, a distribution target that a class covering one pose does not meet.
@@ -181,6 +222,8 @@ class TrainConfig:
         metavar="STEPS",
         help="train only D for the first STEPS steps (with --init-generator: a fresh D learns the generator "
         "before it steers it)",
+        minimum=0,
+        maximum=MAX_COUNT,
     )
     # augmentation
     diffaug: str = option("color,translation,cutout", help="DiffAugment policy ('' for none)")
@@ -189,21 +232,44 @@ class TrainConfig:
     fit: str = option(
         "center-crop", choices=("center-crop", "pad", "stretch"), help="how images are fitted to a square"
     )
-    test_fraction: float = option(0.3, help="held-out real test share (never trained on)")
+    test_fraction: float = option(
+        0.3, help="held-out real test share (never trained on)", minimum=0.0, maximum=0.95
+    )
     group_pattern: str | None = option(
         None, help="regex on file names: matches with equal group stay on one side of the split"
     )
     split_file: str | None = option(
         None, flag="--split", help="use this split.json instead of making one (e.g. a hand-made split)"
     )
-    train_per_class: int = option(0, help="few-shot: train on N images per class (0: all)")
-    min_per_class: int = option(2, help="classes with fewer images are left out")
+    train_per_class: int = option(
+        0, help="few-shot: train on N images per class (0: all)", minimum=0, maximum=MAX_COUNT
+    )
+    min_per_class: int = option(
+        2, help="classes with fewer images are left out", minimum=1, maximum=MAX_COUNT
+    )
     # bookkeeping
-    log_every: int = option(10, help="log every N steps", resumable=True)
-    sample_every: int = option(500, help="sample grid every N steps (0: only at the end)", resumable=True)
-    ckpt_every: int = option(500, help="checkpoint every N steps (0: only at the end)", resumable=True)
+    log_every: int = option(10, help="log every N steps", resumable=True, minimum=1, maximum=MAX_COUNT)
+    sample_every: int = option(
+        500,
+        help="sample grid every N steps (0: only at the end)",
+        resumable=True,
+        minimum=0,
+        maximum=MAX_COUNT,
+    )
+    ckpt_every: int = option(
+        500,
+        help="checkpoint every N steps (0: only at the end)",
+        resumable=True,
+        minimum=0,
+        maximum=MAX_COUNT,
+    )
     keep_checkpoints: int = option(
-        3, flag="--keep", help="checkpoints to keep (plus 'latest')", resumable=True
+        3,
+        flag="--keep",
+        help="checkpoints to keep (plus 'latest')",
+        resumable=True,
+        minimum=0,
+        maximum=1000,
     )
     channels_last: str = option(
         "auto",
@@ -222,6 +288,8 @@ class TrainConfig:
 
     # Values of options that older runs lack (their D has no auxiliary classifier, for example).
     LEGACY_DEFAULTS = {"class_loss": 0.0}
+    # Types that older runs saved for an option (channels_last was a bool before it became tri-state).
+    LEGACY_TYPES = {"channels_last": bool}
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -240,3 +308,33 @@ TrainConfig.PHASE_OPTIONS = tuple(f.name for f in dataclasses.fields(TrainConfig
 TrainConfig.RESUMABLE_OVERRIDES = tuple(
     f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("resumable")
 )
+
+
+def option_problem(name: str, value: Any) -> str | None:
+    """Why ``value`` does not fit the declared type or range of TrainConfig's ``name`` (None: it fits)."""
+    declared = TrainConfig.__dataclass_fields__.get(name)
+    if declared is None:
+        return f"{name}: not a TrainConfig option"
+    meta, default = declared.metadata, declared.default
+    if (value is None and default is None) or isinstance(value, TrainConfig.LEGACY_TYPES.get(name, ())):
+        return None
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else f"{name}: expected true or false, got {value!r}"
+    if isinstance(default, (int, float)):
+        wanted = int if isinstance(default, int) else (int, float)
+        if isinstance(value, bool) or not isinstance(value, wanted):
+            kind = "an integer" if wanted is int else "a number"
+            return f"{name}: expected {kind}, got {value!r}"
+        problem = range_problem(value, meta.get("minimum"), meta.get("maximum"))
+        return f"{name} {problem}" if problem else None
+    if isinstance(default, str) and not isinstance(value, str):
+        return f"{name}: expected text, got {value!r}"
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        return f"{name}: must be one of {', '.join(choices)}, got {value!r}"
+    return None
+
+
+def config_problems(values: dict[str, Any]) -> list[str]:
+    """Every value among ``values`` (TrainConfig field -> value) outside its declared type or range."""
+    return [problem for name, value in values.items() if (problem := option_problem(name, value))]

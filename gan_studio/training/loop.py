@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -41,7 +40,9 @@ from gan_studio.models import Discriminator, Generator
 from gan_studio.models.diffaug import GUIDE_POLICIES, diff_augment, parse_policy
 from gan_studio.models.ema import make_ema, update_ema
 from gan_studio.training import checkpoint as ckpt
+from gan_studio.training import run_files, run_lock
 from gan_studio.training.config import TrainConfig
+from gan_studio.training.stop_signals import stop_requests
 from gan_studio.utils.images import save_image_grid, to_uint8
 
 __all__ = ["Trainer", "train"]
@@ -235,6 +236,7 @@ class Trainer:
         self.resume = resume
         self.progress = progress
         self.run_dir = Path(config.out)
+        run_lock.refuse_if_held(self.run_dir)  # say so before any other complaint about the run
         self.stop_requested = False
 
         self.phase_changes: dict = {}
@@ -284,7 +286,15 @@ class Trainer:
         self.world_size = self.accelerator.num_processes
         if self.device.type == "cpu" and self.world_size > 1:
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.accelerator.num_processes))
+        # One trainer per run folder, taken before anything is written; fit() gives it back.
+        self.run_lock = run_lock.hold(self.run_dir, command, take=self.is_main)
+        with self.run_lock.released_on_error():
+            self._set_up(resume)
 
+    def _set_up(self, resume: bool) -> None:
+        cfg = self.config
+        if self.is_main:  # what killed trainers left behind (the lock says none is running now)
+            run_files.recover(self.run_dir, check_checkpoints=resume, announce=True)
         torch.manual_seed(cfg.seed * 1000 + self.rank)
         self.data_rng = torch.Generator().manual_seed(cfg.seed * 1000 + 17 + self.rank)
 
@@ -321,7 +331,7 @@ class Trainer:
                 f"Cannot resume: '{self.run_dir}' has no checkpoint yet. Start it without --resume "
                 "(or check the --out path)."
             )
-        saved = TrainConfig.from_dict(ckpt.read_json(run_json)["config"])
+        saved = run_files.saved_config(self.run_dir)  # checked against the declared ranges
         for name in TrainConfig.RESUMABLE_OVERRIDES:
             setattr(saved, name, getattr(cli_config, name))
         for name, value in phase_options.items():
@@ -549,17 +559,15 @@ class Trainer:
         (self.run_dir / "log.jsonl").write_text("")
 
     def _load_latest(self) -> None:
-        path = ckpt.latest_checkpoint(self.run_dir)
+        path = run_files.checkpoint_to_resume(self.run_dir, announce=self.is_main)  # the newest intact one
         meta = ckpt.load_checkpoint_meta(path)
         if meta["class_names"] != self.class_names:
             raise ckpt.CheckpointError(
                 f"The classes in '{self.config.data}' ({self.class_names}) differ from those the run was "
                 f"trained on ({meta['class_names']}). Resume with the original dataset."
             )
-        from safetensors.torch import load_model
-
         for name, model in (("generator", self.G), ("generator_ema", self.G_ema), ("discriminator", self.D)):
-            load_model(model, str(path / name / "model.safetensors"), device="cpu")
+            ckpt.load_weights(model, path / name / "model.safetensors")
         state = ckpt.load_training_state(path)
         self.opt_g.load_state_dict(state["optimizer_g"])
         self.opt_d.load_state_dict(state["optimizer_d"])
@@ -576,18 +584,9 @@ class Trainer:
         self.data_rng.set_state(mine["data"])
         if "cuda" in mine and torch.cuda.is_available():
             torch.cuda.set_rng_state(mine["cuda"])
-        if self.is_main:
-            self._trim_log(self.step)
-
-    def _trim_log(self, step: int) -> None:
-        """Drop log lines written after the checkpoint we resume from (they will be redone)."""
-        log = self.run_dir / "log.jsonl"
-        if not log.is_file():
-            return
-        kept = [
-            line for line in log.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step
-        ]
-        ckpt.write_text_atomic(log, "".join(line + "\n" for line in kept))
+        if self.is_main:  # log lines after this checkpoint will be redone; a torn last one is dropped
+            for note in run_files.trim_log(self.run_dir, self.step):
+                print(f"note: {note}", file=sys.stderr)
 
     # ----------------------------------------------------------------------------- training
     def _batch_indices(self) -> torch.Tensor:
@@ -865,7 +864,7 @@ class Trainer:
             with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
 
-    def _request_stop(self, signum, frame) -> None:  # noqa: ARG002
+    def _request_stop(self) -> None:
         self.stop_requested = True
 
     def _should_stop(self) -> bool:
@@ -876,13 +875,11 @@ class Trainer:
 
     def fit(self) -> Path | None:
         """Train until ``config.steps``; save on schedule, at the end, and on Ctrl-C / SIGTERM."""
+        with self.run_lock, stop_requests(self._request_stop, announce=self.is_main):
+            return self._fit()
+
+    def _fit(self) -> Path | None:
         cfg = self.config
-        handlers = {}
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                handlers[sig] = signal.signal(sig, self._request_stop)
-            except ValueError:  # not in the main thread (e.g. called from a notebook worker)
-                pass
         self._status("running")
         bar = tqdm(
             total=cfg.steps,
@@ -939,16 +936,14 @@ class Trainer:
                     self.save_samples()
                 if cfg.ckpt_every > 0 and self.step % cfg.ckpt_every == 0:
                     last_ckpt, last_saved = self.save_checkpoint(), self.step
+            if last_saved != self.step:  # decided identically on every rank
+                self.save_samples()
+                last_ckpt = self.save_checkpoint()
         except BaseException as exc:
             self._status("failed", error=f"{type(exc).__name__}: {exc}")
             raise
         finally:
             bar.close()
-            for sig, handler in handlers.items():
-                signal.signal(sig, handler)
-        if last_saved != self.step:  # decided identically on every rank
-            self.save_samples()
-            last_ckpt = self.save_checkpoint()
         self._status(state)
         if state == "stopped" and self.is_main:
             print(f"Stopped at step {self.step}; saved {last_ckpt}. Continue with --resume.", file=sys.stderr)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gan_studio.training.config import TrainConfig
+from gan_studio.utils.numbers import number_in
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +31,8 @@ class TrainOption:
     phase: bool  # may change on resume, starting a new phase
     resumable: bool  # may change on any resume
     path: bool  # a folder, resolved to an absolute path
+    minimum: float | None = None  # a number's inclusive range
+    maximum: float | None = None
 
 
 def _kind(f: dataclasses.Field) -> type:
@@ -65,6 +68,8 @@ def train_options() -> list[TrainOption]:
                 phase=bool(meta.get("phase")),
                 resumable=bool(meta.get("resumable")),
                 path=bool(meta.get("path")),
+                minimum=meta.get("minimum"),
+                maximum=meta.get("maximum"),
             )
         )
     return options
@@ -84,7 +89,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, *, required: tuple[str,
             kwargs = {"const": not o.default}
         else:
             action = "store"
-            kwargs = {"type": o.kind, "choices": o.choices, "metavar": o.metavar}
+            kind = number_in(o.kind, o.minimum, o.maximum) if o.kind in (int, float) else o.kind
+            kwargs = {"type": kind, "choices": o.choices, "metavar": o.metavar}
             if o.default not in (None, "") and o.name not in ("data", "out"):
                 text += f" (default: {o.default})"
         if o.phase:

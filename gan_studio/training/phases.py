@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gan_studio.training import checkpoint as ckpt
+from gan_studio.training import run_files, run_lock
 from gan_studio.training.config import TrainConfig
 from gan_studio.training.options import command_line, option_args
 from gan_studio.training.recipes import GUIDE_FOLDER, Recipe, RecipePlan, own_guide_path
@@ -39,7 +40,7 @@ def _saved_recipe_overrides(run_dir: Path, recipe: Recipe) -> dict[str, Any]:
 
 def _check_resume(plan: RecipePlan, run_dir: Path, explicit: dict[str, Any]) -> None:
     """Options given for this call that would change what the run was started with: an error."""
-    saved = TrainConfig.from_dict(ckpt.read_json(run_dir / "run.json")["config"])
+    saved = run_files.saved_config(run_dir)  # checked against the declared ranges
     differ = [
         f"{name} (the run has {getattr(saved, name)!r}, this command {value!r})"
         for name, value in explicit.items()
@@ -113,11 +114,10 @@ def _first_command(config: TrainConfig, end: int) -> str:
 def run_plan(
     recipe: Recipe, overrides: dict[str, Any], *, progress: bool = True, command: str | None = None
 ) -> Path:
-    from gan_studio.training.loop import Trainer
-
     if not overrides.get("out"):
         raise ValueError("A recipe run needs an output folder (--out, or overrides['out']).")
     run_dir = Path(overrides["out"])
+    run_lock.refuse_if_held(run_dir)
     latest = ckpt.latest_checkpoint(run_dir) if run_dir.is_dir() else None
     explicit = dict(overrides)
     if latest is not None:
@@ -128,8 +128,29 @@ def run_plan(
     step = 0
     if latest is not None:
         _check_resume(plan, run_dir, explicit)
-        step = int(ckpt.load_checkpoint_meta(latest)["step"])
-    resume = latest is not None
+        intact, _ = ckpt.newest_intact_checkpoint(run_dir)  # the one the trainer will resume from
+        step = int(ckpt.load_checkpoint_meta(intact or latest)["step"])
+    # The whole plan under the run's lock (by the first process only, under torchrun): the own
+    # guide and run.json's recipe record are written between trainers, when no trainer holds it.
+    with run_lock.hold(run_dir, command, take=run_lock.is_first_process()):
+        _run_segments(
+            plan, recipe, run_dir, step, resume=latest is not None, progress=progress, command=command
+        )
+    return run_dir
+
+
+def _run_segments(
+    plan: RecipePlan,
+    recipe: Recipe,
+    run_dir: Path,
+    step: int,
+    *,
+    resume: bool,
+    progress: bool,
+    command: str | None,
+) -> None:
+    from gan_studio.training.loop import Trainer
+
     while step < plan.config.steps:
         end = plan.segment_end(step)
         options = plan.options_at(step)
@@ -161,7 +182,6 @@ def run_plan(
         if trainer.step < end:  # stopped (Ctrl-C, SIGTERM): do not start the next phase
             break
         step = trainer.step
-    return run_dir
 
 
 def _record_recipe(run_dir: Path, recipe: Recipe, plan: RecipePlan, command: str | None) -> None:

@@ -31,7 +31,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from gan_studio.training.config import TrainConfig
+from gan_studio.training.config import TrainConfig, option_problem
 from gan_studio.training.options import options_by_name, with_guide_weight
 
 BUILTIN_DIR = Path(__file__).resolve().parents[1] / "recipes"
@@ -290,7 +290,7 @@ def parse_recipe(data: dict, path: Path) -> Recipe:
 
 
 def check_value(key: str, value: Any, *, where: str, fail) -> None:
-    """A TrainConfig value of the declared type (and among its choices)."""
+    """A TrainConfig value of the declared type, among its choices and within its range."""
     declared = options_by_name()
     if key not in declared:
         raise fail(f"{where} has unknown key '{key}' (not a TrainConfig option)")
@@ -308,6 +308,9 @@ def check_value(key: str, value: Any, *, where: str, fail) -> None:
         raise fail(f"{where} {key} = {value!r} should be of type {kind.__name__}")
     if option.choices and value not in option.choices:
         raise fail(f"{where} {key} = {value!r} must be one of {', '.join(option.choices)}")
+    problem = option_problem(key, value)  # the declared range (gan_studio/training/config.py)
+    if problem:
+        raise fail(f"{where} {problem}")
 
 
 def resolve_recipe(recipe: Recipe, overrides: dict[str, Any] | None = None) -> RecipePlan:

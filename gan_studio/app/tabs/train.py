@@ -61,6 +61,7 @@ def build(studio, picker) -> None:
         return str(stage_upload(upload, studio.path("uploads")))
 
     def watch_choices() -> list[tuple[str, str]]:
+        studio.training.recover_runs()  # killed trainers' leftovers; "running" without a trainer: interrupted
         names = sorted(
             (p.name for p in studio.runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
             key=lambda n: (studio.runs_dir / n).stat().st_mtime,
