@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from gan_studio.data.folder import DatasetError
+    from gan_studio.data.common import DatasetError
     from gan_studio.training.checkpoint import CheckpointError
 
     try:

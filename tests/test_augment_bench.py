@@ -16,12 +16,12 @@ from PIL import Image
 
 from gan_studio.cli import main
 from gan_studio.data import load_split
-from gan_studio.evaluation import augment_bench
 from gan_studio.evaluation.augment_bench import (
     Arm,
     draw_synthetic_pool,
     parse_arms,
     parse_ratios,
+    runner,
     synthetic_quota,
 )
 from gan_studio.evaluation.classifier import EvaluatorClassifier, load_evaluator, save_evaluator
@@ -236,7 +236,7 @@ def test_plot_and_summary(bench):
 
 def test_an_interrupted_bench_keeps_its_results_and_resumes(tiny_run, tmp_path, monkeypatch):
     calls = []
-    train = augment_bench.train_classifier
+    train = runner.train_classifier
 
     def interrupted_after_one(*args, **kwargs):
         calls.append(kwargs["seed"])
@@ -244,7 +244,7 @@ def test_an_interrupted_bench_keeps_its_results_and_resumes(tiny_run, tmp_path, 
             raise KeyboardInterrupt
         return train(*args, **kwargs)
 
-    monkeypatch.setattr(augment_bench, "train_classifier", interrupted_after_one)
+    monkeypatch.setattr(runner, "train_classifier", interrupted_after_one)
     out = tmp_path / "bench"
     assert main(bench_argv(tiny_run, out)) == 130
     assert [row["arm"] for row in read_results(out)["results"]] == ["real"]
@@ -253,7 +253,7 @@ def test_an_interrupted_bench_keeps_its_results_and_resumes(tiny_run, tmp_path, 
         calls.append(kwargs["seed"])
         return train(*args, **kwargs)
 
-    monkeypatch.setattr(augment_bench, "train_classifier", counted)
+    monkeypatch.setattr(runner, "train_classifier", counted)
     calls.clear()
     assert main(bench_argv(tiny_run, out)) == 0  # trains only the missing arm
     assert len(calls) == 1 and [row["arm"] for row in read_results(out)["results"]] == [

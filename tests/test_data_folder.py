@@ -442,7 +442,7 @@ def test_load_image_refuses_unusable_files(tmp_path):
 
 def test_demo_source_uses_the_demo_builder(tmp_path, monkeypatch):
     demo_root = make_dataset(tmp_path / "demo-cache")
-    monkeypatch.setattr("gan_studio.data.demo.ensure_demo_dataset", lambda **_: demo_root, raising=False)
+    monkeypatch.setattr(folder_module, "ensure_demo_dataset", lambda **_: demo_root)
     assert resolve_dataset_source("demo") == demo_root
     records, report = scan("demo")
     assert report.class_names == ["Clamp", "Nut"] and len(records) == 6

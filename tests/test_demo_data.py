@@ -9,14 +9,17 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from gan_studio.data import demo
 from gan_studio.data.demo import (
     DEMO_CLASS_NAMES,
+    GENERATOR_VERSION,
     ensure_demo_dataset,
     make_contact_sheet,
     make_demo_dataset,
+    materials,
     render_part,
+    writer,
 )
+from gan_studio.data.demo.rendering import render_with_coverage
 
 SIZE = 64
 PER_CLASS = 3
@@ -59,7 +62,7 @@ def test_dataset_json_describes_the_run(dataset):
         "size": SIZE,
         "per_class": PER_CLASS,
         "class_names": list(DEMO_CLASS_NAMES),
-        "version": demo.GENERATOR_VERSION,
+        "version": GENERATOR_VERSION,
     }
 
 
@@ -99,7 +102,7 @@ def test_parts_fill_a_sensible_share_of_the_frame():
     extents, cut = [], 0
     for class_index, name in enumerate(DEMO_CLASS_NAMES):
         for i in range(4):
-            _, coverage = demo._render(name, np.random.default_rng([3, class_index, i]), 48)
+            _, coverage = render_with_coverage(name, np.random.default_rng([3, class_index, i]), 48)
             rows, cols = np.flatnonzero(coverage.any(axis=1)), np.flatnonzero(coverage.any(axis=0))
             extents.append(max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1)
             cut += rows[0] == 0 or cols[0] == 0 or rows[-1] == 47 or cols[-1] == 47
@@ -137,13 +140,13 @@ def _silhouette_features(mask: np.ndarray) -> list[float]:
 
 def _features(monkeypatch=None):
     """Per image: mean colour of the part, mean colour of the photo, silhouette shape; and labels."""
-    palette = demo._PLASTIC_PALETTE
+    palette = materials.PLASTIC_PALETTE
     part_colours, photo_colours, shapes, labels = [], [], [], []
     for class_index, name in enumerate(DEMO_CLASS_NAMES):
         if monkeypatch is not None:  # simulate a broken generator: one filament colour per class
-            monkeypatch.setattr(demo, "_PLASTIC_PALETTE", (palette[class_index],))
+            monkeypatch.setattr(materials, "PLASTIC_PALETTE", (palette[class_index],))
         for i in range(20):
-            image, coverage = demo._render(name, np.random.default_rng([7, class_index, i]), 32)
+            image, coverage = render_with_coverage(name, np.random.default_rng([7, class_index, i]), 32)
             pixels = np.asarray(image, dtype=np.float32)
             part_colours.append(pixels[coverage > 0.5].mean(axis=0))
             photo_colours.append(pixels.reshape(-1, 3).mean(axis=0))
@@ -176,7 +179,7 @@ def test_ensure_demo_dataset_builds_once_into_the_cache(tmp_path, monkeypatch):
     def must_not_run(*args, **kwargs):
         raise AssertionError("a complete cached dataset was rebuilt")
 
-    monkeypatch.setattr(demo, "make_demo_dataset", must_not_run)
+    monkeypatch.setattr(writer, "make_demo_dataset", must_not_run)
     assert ensure_demo_dataset(per_class=2, size=32, seed=4) == root
     monkeypatch.undo()
 
@@ -197,7 +200,7 @@ def test_interrupted_run_leaves_nothing_behind(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         rendered.append(job)
 
-    monkeypatch.setattr(demo, "_render_job", crash_after_five)
+    monkeypatch.setattr(writer, "_render_job", crash_after_five)
     with pytest.raises(KeyboardInterrupt):
         make_demo_dataset(tmp_path / "vise", per_class=2, size=32, workers=1, progress=False)
     assert list(tmp_path.iterdir()) == []

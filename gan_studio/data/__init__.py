@@ -1,7 +1,7 @@
 """Datasets: load and validate labeled image folders, and split them once per run."""
 
+from gan_studio.data.common import DatasetError
 from gan_studio.data.folder import (
-    DatasetError,
     ImageRecord,
     LabeledImages,
     ValidationReport,

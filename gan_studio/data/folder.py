@@ -24,6 +24,9 @@ import torch
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from tqdm.auto import tqdm
 
+from gan_studio.data.common import DatasetError, cache_root
+from gan_studio.data.demo import ensure_demo_dataset
+
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 IGNORED_NAMES = frozenset({"__MACOSX", "Thumbs.db", "desktop.ini"})
 # Metadata files that may sit next to the class folders without being reported as skipped.
@@ -56,10 +59,6 @@ _MODE_NAMES = {
 }
 
 T = TypeVar("T")
-
-
-class DatasetError(ValueError):
-    """A dataset the user supplied cannot be used; the message names the path and says how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -125,8 +124,6 @@ def resolve_dataset_source(source: str | os.PathLike, *, cache_dir: str | os.Pat
     a directory is returned as is. Use "./demo" for a folder that happens to be called demo.
     """
     if isinstance(source, str) and source == "demo":
-        from gan_studio.data.demo import ensure_demo_dataset
-
         return Path(ensure_demo_dataset())
     path = Path(source).expanduser()
     if path.is_dir():
@@ -141,11 +138,7 @@ def resolve_dataset_source(source: str | os.PathLike, *, cache_dir: str | os.Pat
             f"Dataset '{path}' is a file, not a folder or a .zip archive. Pass the folder that holds "
             "one subfolder per class, or a .zip of it."
         )
-    return _extract_zip(path.resolve(), Path(cache_dir) if cache_dir else _cache_root() / "datasets")
-
-
-def _cache_root() -> Path:
-    return Path(os.environ.get("GAN_STUDIO_CACHE") or Path.home() / ".cache" / "gan_studio").expanduser()
+    return _extract_zip(path.resolve(), Path(cache_dir) if cache_dir else cache_root() / "datasets")
 
 
 def _sha256_prefix(path: Path, length: int = 16) -> str:

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from gan_studio.data.folder import DatasetError, ImageRecord
+from gan_studio.data.common import DatasetError
+from gan_studio.data.folder import ImageRecord
 
 SPLIT_VERSION = 1
 

@@ -79,14 +79,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_augment_bench_command(args) -> int:
     from tqdm.auto import tqdm
 
-    from gan_studio.evaluation.augment_bench import (
-        PLOT_HTML,
-        RESULTS_JSON,
-        SUMMARY_MD,
-        AugmentBenchConfig,
-        parse_ratios,
-        run_augment_bench,
-    )
+    from gan_studio.evaluation.augment_bench.arms import parse_ratios
+    from gan_studio.evaluation.augment_bench.config import AugmentBenchConfig
+    from gan_studio.evaluation.augment_bench.report import PLOT_HTML, SUMMARY_MD
+    from gan_studio.evaluation.augment_bench.results import RESULTS_JSON
+    from gan_studio.evaluation.augment_bench.runner import run_augment_bench
 
     config = AugmentBenchConfig(
         ckpt=args.ckpt,

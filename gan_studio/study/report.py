@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gan_studio.evaluation.augment_bench import write_plot_png
+from gan_studio.evaluation.plots import write_plot_png
 from gan_studio.study.arms import ArmSpec
 from gan_studio.study.realism import realism_markdown
 from gan_studio.study.stats import mean_std, paired_difference

@@ -38,6 +38,7 @@ from gan_studio.data import (
 )
 from gan_studio.device import pick_device, resolve_precision
 from gan_studio.evaluation.classifier import ARCHITECTURES, load_evaluator, save_evaluator
+from gan_studio.evaluation.run_record import gan_train_files
 from gan_studio.evaluation.train_classifier import evaluate_classifier
 from gan_studio.study.arms import DEFAULT_RATIOS, ArmSpec, default_arms, plan_arms, select_arms
 from gan_studio.study.fit import ConvergenceRule, FitResult, TrainingMix, fit_to_convergence
@@ -232,8 +233,6 @@ class Study:
         return study_split, val, notes
 
     def _folds_from_run(self, data, run: dict) -> tuple[Split, set[str], list[str]]:
-        from gan_studio.evaluation.augment_bench import _gan_train_files
-
         cfg = self.config
         _, info = sampling.load_generator(cfg.ckpt, device="cpu")
         split_file = Path(cfg.split) if cfg.split else (info.run_dir / "split.json" if info.run_dir else None)
@@ -250,7 +249,7 @@ class Study:
         run_dir = info.run_dir
         if run_dir is None and (Path(cfg.ckpt) / "train_files.json").is_file():
             run_dir = Path(cfg.ckpt)  # a package: its train_files.json lists the GAN's images
-        gan_files = _gan_train_files(run_dir, run, train_records, train_paths)
+        gan_files = gan_train_files(run_dir, run, train_records, train_paths)
         notes = []
         if gan_files is None:
             gan_files = train_paths

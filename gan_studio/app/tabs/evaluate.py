@@ -17,7 +17,7 @@ from gan_studio.app.evaluation_jobs import (
     read_metrics,
 )
 from gan_studio.app.real_data import real_grid
-from gan_studio.evaluation.augment_bench import ARM_KINDS
+from gan_studio.evaluation.augment_bench.arms import ARM_KINDS
 from gan_studio.evaluation.classifier import ARCHITECTURES
 from gan_studio.metrics import list_metrics
 
@@ -39,7 +39,7 @@ def _bench_results(folder: Path):
     summary = folder / "summary.md"
     if not results.is_file():
         return "", None
-    from gan_studio.evaluation.augment_bench import accuracy_figure, summarize
+    from gan_studio.evaluation.augment_bench.report import accuracy_figure, summarize
 
     doc = json.loads(results.read_text(encoding="utf-8"))
     rows = summarize(doc.get("results", []))
