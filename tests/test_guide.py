@@ -49,8 +49,8 @@ def test_guide_steers_only_the_generator(tmp_path, demo_dir, guide_dir):
     )
     frozen = {k: v.clone() for k, v in guided.guide.state_dict().items()}
     stats = guided.train_step()
-    assert stats_plain.loss_guide == 0.0
-    assert stats.loss_guide > 0 and 0 <= stats.acc_guide_fake <= 1
+    assert stats_plain["loss_guide"] == 0.0
+    assert stats["loss_guide"] > 0 and 0 <= stats["acc_guide_fake"] <= 1
     for (name, a), b in zip(plain.D.state_dict().items(), guided.D.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)  # as resume: float noise only
     # G's gradients (left in .grad by the step) carry the guide's term on top of D's.
@@ -85,11 +85,11 @@ def test_guide_confidence_caps_the_push(tmp_path, demo_dir, guide_dir):
     logits, labels = runs["ce"][2]["logits"].float(), runs["ce"][2]["batch"][1]
     torch.testing.assert_close(runs["cap"][2]["logits"].float(), logits)
     ce = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
-    assert runs["ce"][0].loss_guide == pytest.approx(ce.mean().item(), rel=1e-5)
+    assert runs["ce"][0]["loss_guide"] == pytest.approx(ce.mean().item(), rel=1e-5)
     capped = torch.relu(ce + torch.log(torch.tensor(0.15))).mean().item()
     assert 0 < capped < ce.mean().item()  # some fakes already pass 0.15, some do not
-    assert runs["cap"][0].loss_guide == pytest.approx(capped, rel=1e-5)
-    assert runs["off"][0].loss_guide == 0.0
+    assert runs["cap"][0]["loss_guide"] == pytest.approx(capped, rel=1e-5)
+    assert runs["off"][0]["loss_guide"] == 0.0
     for a, b in zip(runs["plain"][1], runs["off"][1]):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
 
@@ -109,19 +109,19 @@ def test_guide_mmd_target_penalises_a_collapsed_class(tmp_path, demo_dir, guide_
         progress=False,
     )
     stats = trainer.train_step()
-    assert stats.loss_guide != 0 and abs(stats.loss_guide) < float("inf")  # unbiased: may dip below 0
+    assert stats["loss_guide"] != 0 and abs(stats["loss_guide"]) < float("inf")  # unbiased: may dip below 0
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainer.G.parameters())
-    assert len(trainer._guide_bank) == len(trainer.class_names)
+    assert len(trainer.terms["guide"].real_features) == len(trainer.class_names)
 
     torch.manual_seed(0)
-    trainer._guide_bank = [torch.randn(400, 8), torch.randn(400, 8) + 3.0]
-    trainer._guide_bandwidth = 16.0
+    trainer.terms["guide"].real_features = [torch.randn(400, 8), torch.randn(400, 8) + 3.0]
+    trainer.terms["guide"].bandwidth = 16.0
     labels = torch.tensor([0] * 8 + [1] * 8)
     spread = torch.cat([torch.randn(8, 8), torch.randn(8, 8) + 3.0])
     collapsed = torch.cat([torch.zeros(8, 8), torch.full((8, 8), 3.0)])  # each class: its mean, 8 times
     wrong = torch.cat([torch.randn(8, 8) + 3.0, torch.randn(8, 8)])  # spread, but the other class
     score = {
-        name: sum(trainer._guide_mmd(x, labels).item() for _ in range(20)) / 20
+        name: sum(trainer.terms["guide"].mmd(x, labels).item() for _ in range(20)) / 20
         for name, x in [("spread", spread), ("collapsed", collapsed), ("wrong", wrong)]
     }
     assert score["spread"] < score["collapsed"] < score["wrong"], score
@@ -140,7 +140,7 @@ def test_guide_at_another_resolution_sees_resized_fakes(tmp_path, demo_dir, guid
     seen = []
     original = trainer.guide.forward
     trainer.guide.forward = lambda x: seen.append(tuple(x.shape[-2:])) or original(x)
-    assert trainer.train_step().loss_guide > 0 and seen == [(64, 64)]  # the run makes 32 px fakes
+    assert trainer.train_step()["loss_guide"] > 0 and seen == [(64, 64)]  # the run makes 32 px fakes
 
 
 def test_guide_refusals(tmp_path, demo_dir, guide_dir):

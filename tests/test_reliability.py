@@ -166,14 +166,16 @@ def test_resume_falls_back_to_the_newest_intact_checkpoint(tmp_path, demo_dir, c
 def test_run_json_values_are_checked_before_anything_is_built(
     tmp_path, demo_dir, monkeypatch, changes, expected
 ):
-    import gan_studio.training.loop as loop
+    import gan_studio.training.train_data as train_data
 
     out = tmp_path / "run"
     train(_config(demo_dir, out, 1), progress=False)
     info = json.loads((out / "run.json").read_text())
     info["config"].update(changes)
     (out / "run.json").write_text(json.dumps(info))
-    monkeypatch.setattr(loop, "load_labeled_images", lambda *a, **k: pytest.fail("built before checking"))
+    monkeypatch.setattr(
+        train_data, "load_labeled_images", lambda *a, **k: pytest.fail("built before checking")
+    )
     with pytest.raises(ckpt.CheckpointError, match=expected) as raised:
         Trainer(_config(demo_dir, out, 8), resume=True, progress=False)
     assert str(out / "run.json") in str(raised.value)

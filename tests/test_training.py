@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -106,8 +107,8 @@ def test_a_step_reads_its_statistics_in_one_host_copy(demo_dir, tmp_path, monkey
     stats = trainer.train_step()
     monkeypatch.undo()
     assert reads == ["tolist"]
-    assert all(isinstance(v, float) and math.isfinite(v) for v in vars(stats).values())
-    assert stats.loss_ms > 0 and stats.loss_cls_real > 0 and 0 <= stats.acc_cls_real <= 1
+    assert all(isinstance(v, float) and math.isfinite(v) for v in stats.values())
+    assert stats["loss_ms"] > 0 and stats["loss_cls_real"] > 0 and 0 <= stats["acc_cls_real"] <= 1
 
 
 def _weights(run_dir, step):
@@ -414,16 +415,16 @@ def test_mode_seeking_pairs_classes_and_logs_its_term(tmp_path, demo_dir):
     stats = trainer.train_step()
     assert torch.equal(seen["labels"][:3], seen["labels"][3:])
     assert torch.equal(seen["d_real"], seen["real"])  # D judges each real image under its own class
-    assert 0 < stats.loss_ms < float("inf")
+    assert 0 < stats["loss_ms"] < float("inf")
     trainer.G.forward, trainer._real_batch, trainer.D.forward = original, original_batch, original_d
     plain = Trainer(_config(demo_dir, tmp_path / "plain", 2, batch=6), progress=False)
-    assert plain.train_step().loss_ms == 0.0
+    assert plain.train_step()["loss_ms"] == 0.0
 
 
 def test_shape_map_ignores_colour_and_lighting_but_not_pose():
     """--mode-seeking-space shape compares edge maps: recolouring the part or re-lighting the table
     leaves them (almost) unchanged, moving or turning the part does not."""
-    from gan_studio.training.loop import shape_map
+    from gan_studio.training.losses.image_features import shape_map
 
     def scene(part, x0, background=0.2, turned=False):
         image = torch.full((1, 3, 64, 64), background)
@@ -449,7 +450,7 @@ def test_mode_seeking_space_changes_the_term_and_is_validated(tmp_path, demo_dir
     terms = {}
     for space in ("pixels", "shape"):
         cfg = _config(demo_dir, tmp_path / space, 1, mode_seeking=1.0, mode_seeking_space=space, batch=6)
-        terms[space] = Trainer(cfg, progress=False).train_step().loss_ms
+        terms[space] = Trainer(cfg, progress=False).train_step()["loss_ms"]
     assert 0 < terms["shape"] < float("inf") and terms["shape"] != terms["pixels"]
     with pytest.raises(ValueError, match="mode-seeking-space"):
         Trainer(_config(demo_dir, tmp_path / "bad", 1, mode_seeking_space="colour"), progress=False)
@@ -478,11 +479,11 @@ def test_class_loss_trains_the_auxiliary_classifier_and_old_runs_resume_without_
     trainer.D.forward = original
     assert fired == [False, True, True]  # D on fakes: hinge only; D on reals and the G step: + class CE
     assert not torch.equal(before, head.detach())
-    assert stats.loss_cls_real > 0 and stats.loss_cls_fake > 0 and 0 <= stats.acc_cls_real <= 1
+    assert stats["loss_cls_real"] > 0 and stats["loss_cls_fake"] > 0 and 0 <= stats["acc_cls_real"] <= 1
 
     plain = Trainer(_config(demo_dir, tmp_path / "proj", 2, class_loss=0.0), progress=False)
     assert plain.D.classifier is None
-    assert plain.train_step().loss_cls_fake == 0.0
+    assert plain.train_step()["loss_cls_fake"] == 0.0
 
     legacy = TrainConfig().to_dict()
     del legacy["class_loss"]
@@ -513,7 +514,7 @@ def test_class_groups_batch_by_class_and_reach_d(tmp_path, demo_dir):
     trainer.G.forward = spy
     stats = trainer.train_step()
     assert (seen["fake_labels"].view(2, 4) == seen["fake_labels"].view(2, 4)[:, :1]).all()
-    assert 0 < stats.loss_ms < float("inf")
+    assert 0 < stats["loss_ms"] < float("inf")
     trainer.G.forward = original
     trainer.fit()
     train(_config(demo_dir, out, 3), resume=True, progress=False)  # the run's own K, not the default
@@ -574,18 +575,18 @@ def test_shape_mmd_prefers_a_class_spread_like_its_real_images(tmp_path, demo_di
     varied = trainer.images[members].float().div(127.5).sub(1.0)
     copies = varied[:1].repeat(4, 1, 1, 1)
     labels = torch.zeros(4, dtype=torch.long)
-    assert trainer._class_mmd("shape", varied, labels) < trainer._class_mmd("shape", copies, labels)
+    assert trainer.terms["shape_mmd"].mmd(varied, labels) < trainer.terms["shape_mmd"].mmd(copies, labels)
     recoloured = torch.cat([varied[:2], -varied[2:]])  # inverted colours: the same outlines
     torch.testing.assert_close(
-        trainer._class_mmd("shape", recoloured, labels),
-        trainer._class_mmd("shape", varied, labels),
+        trainer.terms["shape_mmd"].mmd(recoloured, labels),
+        trainer.terms["shape_mmd"].mmd(varied, labels),
         rtol=0.05,
         atol=1e-3,
     )
     stats = trainer.train_step()
-    assert 0 < stats.loss_shape_mmd < float("inf")
+    assert 0 < stats["loss_shape_mmd"] < float("inf")
     plain = Trainer(_config(demo_dir, tmp_path / "plain", 2), progress=False)
-    assert plain.train_step().loss_shape_mmd == 0.0
+    assert plain.train_step()["loss_shape_mmd"] == 0.0
     _assert_resume_starts_phase(tmp_path / "phase", demo_dir, "shape_mmd", 2.0)
 
 
@@ -593,7 +594,7 @@ def test_pose_moments_read_which_way_a_part_points_and_where_it_sits():
     """A bar on a plain table: its axis vector is elongation * (cos 2θ, sin 2θ) (image y pointing
     down, as in benchmarks/pose_spread.py), its centroid is where it lies, the table's colour does
     not matter, and the gradient reaches the pixels."""
-    from gan_studio.training.loop import pose_moments
+    from gan_studio.training.losses.image_features import pose_moments
 
     table = torch.full((4, 3, 32, 32), -0.6)
     table[1] = 0.4  # another table colour
@@ -625,8 +626,122 @@ def test_pose_mmd_prefers_a_class_spread_like_its_real_images(tmp_path, demo_dir
     varied = trainer.images[members].float().div(127.5).sub(1.0)
     copies = varied[:1].repeat(len(varied), 1, 1, 1)
     labels = torch.zeros(len(varied), dtype=torch.long)
-    assert trainer._class_mmd("pose", varied, labels) < trainer._class_mmd("pose", copies, labels)
+    assert trainer.terms["pose_mmd"].mmd(varied, labels) < trainer.terms["pose_mmd"].mmd(copies, labels)
     stats = trainer.train_step()
-    assert 0 < stats.loss_pose_mmd < float("inf") and stats.loss_shape_mmd == 0.0
-    assert Trainer(_config(demo_dir, tmp_path / "plain", 2), progress=False).train_step().loss_pose_mmd == 0.0
+    assert 0 < stats["loss_pose_mmd"] < float("inf") and stats["loss_shape_mmd"] == 0.0
+    assert (
+        Trainer(_config(demo_dir, tmp_path / "plain", 2), progress=False).train_step()["loss_pose_mmd"] == 0.0
+    )
     _assert_resume_starts_phase(tmp_path / "phase", demo_dir, "pose_mmd", 2.0)
+
+
+# A run folder written by the trainer before its loss terms became objects of their own
+# (gan_studio/training/losses): class groups, mode seeking in shape space, shape and pose MMD and the
+# auxiliary classifier, 2 steps. Its weights (~0.5 MB) are not stored: tensors.json records each
+# tensor's dtype, shape and range (and the RNG states exactly), and the folder is rebuilt from it.
+OLD_RUN = REPO / "tests" / "fixtures" / "run_before_loss_terms"
+
+
+def _recorded_tensor(spec: dict, index: int) -> torch.Tensor:
+    """A tensor of the recorded dtype and shape: saved bytes when recorded, else a smooth sweep
+    between the recorded extremes (plausible weights, Adam moments and counters, no RNG)."""
+    import base64
+
+    if "base64" in spec:
+        return torch.frombuffer(bytearray(base64.b64decode(spec["base64"])), dtype=torch.uint8).clone()
+    dtype, shape = getattr(torch, spec["dtype"]), spec["shape"]
+    if "min" not in spec:
+        return torch.zeros(shape, dtype=dtype)
+    sweep = (torch.sin(torch.arange(math.prod(shape), dtype=torch.float64) * 0.7 + index) + 1.0) / 2.0
+    values = (spec["min"] + (spec["max"] - spec["min"]) * sweep).reshape(shape)
+    return values.to(dtype) if dtype.is_floating_point else values.round().to(dtype)
+
+
+def _rebuilt(node, counter):
+    """training_state.pt's recorded structure, tensors rebuilt (dict keys keep their types)."""
+    ((kind, value),) = node.items()
+    if kind == "tensor":
+        return _recorded_tensor(value, next(counter))
+    if kind == "dict":
+        return {key: _rebuilt(item, counter) for key, item in value}
+    if kind in ("list", "tuple"):
+        items = [_rebuilt(item, counter) for item in value]
+        return tuple(items) if kind == "tuple" else items
+    return value
+
+
+def old_run_folder(out, data) -> None:
+    """Rebuild the recorded run folder at ``out``, its dataset at ``data``."""
+    from safetensors.torch import save_file
+
+    for src in OLD_RUN.rglob("*"):
+        if src.is_file() and src.name not in ("tensors.json", "continued.json"):
+            target = out / src.relative_to(OLD_RUN)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            text = src.read_text().replace("@DEMO_DATA@", str(data)).replace("@RUN_DIR@", str(out))
+            target.write_text(text)
+    layout = json.loads((OLD_RUN / "tensors.json").read_text())
+    checkpoint = out / "checkpoints" / ckpt.step_dir_name(2)
+    for name, tensors in layout["models"].items():
+        weights = {key: _recorded_tensor(spec, i) for i, (key, spec) in enumerate(tensors.items())}
+        save_file(weights, str(checkpoint / name / "model.safetensors"))
+    state = _rebuilt(layout["training_state"], itertools.count())
+    torch.save(state, checkpoint / "training_state.pt")
+
+
+def test_a_run_written_before_the_loss_terms_refactor_resumes(tmp_path, demo_dir):
+    """Old runs resume: the recorded folder (every optional term on) continues with a guide added as
+    a new phase, logs every statistic under its old name, matches what the trainer of that time
+    logged from the same folder, and writes its checkpoint in the same layout."""
+    from gan_studio.training.loop import Trainer
+    from tests.test_guide import _make_guide
+
+    out = tmp_path / "old"
+    old_run_folder(out, demo_dir)
+    names = json.loads((out / "run.json").read_text())["class_names"]
+    guide = _make_guide(tmp_path / "guide", names)
+    trainer = Trainer(
+        _config(demo_dir, out, 4),
+        resume=True,
+        progress=False,
+        phase_options={"guide": str(guide), "guide_weight": 0.5},
+    )
+    assert trainer.step == 2 and trainer.guide is not None
+    trainer.fit()
+
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3, 4]
+    assert all(r.keys() == log[0].keys() for r in log)  # the names the app plots, old and new lines
+    assert all(r["loss_guide"] == 0 for r in log[:2]) and all(r["loss_guide"] > 0 for r in log[2:])
+    for key in ("loss_ms", "loss_shape_mmd", "loss_pose_mmd", "loss_cls_real", "loss_cls_fake"):
+        assert all(0 < r[key] < float("inf") for r in log), key
+    continued = OLD_RUN / "continued.json"  # what the trainer before the refactor logged here
+    for mine, theirs in zip(log[2:], json.loads(continued.read_text()), strict=True):
+        assert mine.keys() == theirs.keys() | {"time", "images_per_s"}
+        for key, value in theirs.items():
+            if key.startswith(("loss_", "logits_")):  # r_t and accuracies count signs: no tolerance
+                assert mine[key] == pytest.approx(value, rel=1e-3, abs=1e-4), key
+
+    run = json.loads((out / "run.json").read_text())
+    assert run["phases"][0]["from_step"] == 2 and run["phases"][0]["changes"]["guide_weight"] == 0.5
+    recorded = json.loads((OLD_RUN / "tensors.json").read_text())
+    written = out / "checkpoints" / ckpt.step_dir_name(4)
+    for name, tensors in recorded["models"].items():
+        saved = load_file(str(written / name / "model.safetensors"))
+        assert {k: list(v.shape) for k, v in saved.items()} == {k: s["shape"] for k, s in tensors.items()}
+    state = ckpt.load_training_state(written)
+    assert state.keys() == {key for key, _ in recorded["training_state"]["dict"]} and state["step"] == 4
+
+
+def test_each_statistic_keeps_the_name_the_app_plots():
+    """log.jsonl's columns are the terms' statistics: the same names, in the same order, as runs
+    written before the terms became objects (gan_studio/app/training_manager.py plots them)."""
+    from gan_studio.training.losses import TERM_TYPES, stat_names
+
+    assert stat_names() == (
+        "loss_d_real", "loss_d_fake", "loss_recon", "loss_g", "logits_real", "logits_fake", "r_t",
+        "loss_ms", "loss_cls_real", "loss_cls_fake", "acc_cls_real", "loss_shape_mmd", "loss_pose_mmd",
+        "loss_guide", "acc_guide_fake",
+    )  # fmt: skip
+    names = [kind.name for kind in TERM_TYPES]
+    assert len(set(names)) == len(names) and all(kind.stats for kind in TERM_TYPES)

@@ -2,10 +2,11 @@
 
 One iteration (FastGAN's schedule, one generator forward per step):
   1. G draws a batch of fakes for the classes of a real batch; both are DiffAugmented.
-  2. D step: hinge loss on fakes (detached) and on reals, plus the reconstruction loss of D's
-     decoders on the real batch.
-  3. G step: -D(fake), through the updated D (plus, when set, the mode-seeking term and a frozen
-     guide classifier's cross-entropy); then the EMA generator follows G.
+  2. D step: hinge loss on fakes (detached) and on reals, plus the D-side loss terms on the real
+     batch (the reconstruction loss of D's decoders; AC-GAN's class loss).
+  3. G step: -D(fake), through the updated D, plus the G-side loss terms (mode seeking, shape and
+     pose MMD, a frozen guide classifier's loss; see ``gan_studio.training.losses``); then the EMA
+     generator follows G.
 
 Data-parallel training is built on accelerate: under ``torchrun --nproc_per_node N`` each process
 draws its own batches and DDP averages gradients, so every rank holds identical weights.
@@ -14,11 +15,9 @@ draws its own batches and DDP averages gradients, so every rank holds identical 
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,195 +26,21 @@ from accelerate import Accelerator
 from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
-from gan_studio.data import (
-    few_shot_paths,
-    load_labeled_images,
-    load_split,
-    make_split,
-    resolve_dataset_source,
-    save_split,
-)
-from gan_studio.device import autocast, pick_device, resolve_precision
-from gan_studio.models import Discriminator, Generator
-from gan_studio.models.diffaug import GUIDE_POLICIES, diff_augment, parse_policy
+from gan_studio.data import resolve_dataset_source
+from gan_studio.device import autocast, hardware_summary, pick_device, resolve_precision, use_channels_last
+from gan_studio.models.diffaug import diff_augment, parse_policy
 from gan_studio.models.ema import make_ema, update_ema
 from gan_studio.training import checkpoint as ckpt
-from gan_studio.training import run_files, run_lock
+from gan_studio.training import losses, run_files, run_lock
 from gan_studio.training.config import TrainConfig
+from gan_studio.training.networks import build_networks, load_initial_generator
+from gan_studio.training.new_run import write_new_run_files
+from gan_studio.training.progress import LogWindow, bar_summary, write_status
+from gan_studio.training.samples import grid_latents, save_generated_grid, save_reconstructions
 from gan_studio.training.stop_signals import stop_requests
-from gan_studio.utils.images import save_image_grid, to_uint8
+from gan_studio.training.train_data import check_class_groups, draw_batch_indices, load_train_set, real_batch
 
 __all__ = ["Trainer", "train"]
-
-
-@dataclass
-class StepStats:
-    loss_d_real: float
-    loss_d_fake: float
-    loss_recon: float
-    loss_g: float
-    logits_real: float
-    logits_fake: float
-    r_t: float  # ADA's over-fitting signal E[sign(D(real))]: near 1 means D memorises the reals
-    loss_ms: float = 0.0  # mode-seeking term (0 when --mode-seeking is off)
-    loss_cls_real: float = 0.0  # D's auxiliary-classifier cross-entropy on reals (0 when off)
-    loss_cls_fake: float = 0.0  # the same classifier's cross-entropy on G's fakes (G minimises it)
-    acc_cls_real: float = 0.0  # that classifier's accuracy on the (augmented) real batch
-    loss_shape_mmd: float = 0.0  # the per-class shape-map MMD (0 when --shape-mmd is off)
-    loss_pose_mmd: float = 0.0  # the per-class pose-moment MMD (0 when --pose-mmd is off)
-    loss_guide: float = 0.0  # the guide classifier's cross-entropy on the fakes (0 when off)
-    acc_guide_fake: float = 0.0  # the guide's accuracy on the fakes: a running CAS-like signal
-
-
-def host_floats(stats: dict[str, torch.Tensor]) -> dict[str, float]:
-    """The step's statistics as Python floats, in one device-to-host copy. Each ``.item()`` waits
-    for the GPU to drain its queue; fifteen of them per step, half of them before G's step was even
-    queued, kept the GPU idle between small kernels."""
-    values = torch.stack([value.detach().float().reshape(()) for value in stats.values()]).tolist()
-    return dict(zip(stats, values))
-
-
-def hardware_summary(device: torch.device, world_size: int) -> dict:
-    import platform
-
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = platform.processor() or platform.machine()
-        try:
-            for line in Path("/proc/cpuinfo").read_text().splitlines():
-                if line.startswith("model name"):
-                    name = f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
-                    break
-        except OSError:
-            pass
-    return {
-        "device": device.type,
-        "name": name,
-        "processes": world_size,
-        "cpu_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "malloc_tunables": os.environ.get("GLIBC_TUNABLES"),  # see gan_studio/utils/allocator.py
-    }
-
-
-def shape_map(images: torch.Tensor) -> torch.Tensor:
-    """Where the edges are, blind to colour and lighting: the gradient magnitude of each image's
-    standardised luminance, pooled 2x2.
-
-    Mode seeking on raw pixels is satisfied most cheaply by recolouring the part or re-lighting the
-    table, which is what a class-conditional G on few images learns to do while keeping one pose.
-    Here a dark and a light part in the same place look alike, and a part moved or turned does not.
-    """
-    gray = images.float().mean(dim=1, keepdim=True)
-    gray = (gray - gray.mean(dim=(2, 3), keepdim=True)) / (gray.std(dim=(2, 3), keepdim=True) + 1e-3)
-    dx = gray[..., :, 1:] - gray[..., :, :-1]
-    dy = gray[..., 1:, :] - gray[..., :-1, :]
-    edges = torch.sqrt(dx[..., :-1, :] ** 2 + dy[..., :, :-1] ** 2 + 1e-6)
-    return F.avg_pool2d(edges, 2)
-
-
-def pose_features(images: torch.Tensor, size: int = 16) -> torch.Tensor:
-    """[B, size*size] coarse edge maps (``shape_map`` pooled): where a part's outline lies."""
-    return F.adaptive_avg_pool2d(shape_map(images), size).flatten(1)
-
-
-def soft_silhouette(images: torch.Tensor, floor: float = 0.3) -> torch.Tensor:
-    """[B, H, W] soft mask of what differs from each image's border colour (images in [-1, 1]).
-
-    The differentiable twin of ``benchmarks/pose_spread.py``'s silhouettes: the part is what stands
-    out from the table, whose colour the image border gives. The background colour and the
-    threshold (the larger of ``floor`` and half the 99th-percentile distance) are held fixed for
-    the gradient: it reaches what G draws, not the yardstick. A G that answers it with dark blobs
-    rather than turned parts shows in precision and the sample grid
-    (docs/experiments/2026-11-29-pose-mmd-run-x.md).
-    """
-    x = images.float()
-    border = torch.cat(
-        [
-            x[..., :2, :].flatten(2),
-            x[..., -2:, :].flatten(2),
-            x[..., :, :2].flatten(2),
-            x[..., :, -2:].flatten(2),
-        ],
-        dim=2,
-    )
-    background = border.median(dim=2).values.detach()[..., None, None]
-    distance = torch.sqrt(((x - background) ** 2).sum(dim=1) + 1e-6)
-    threshold = torch.clamp(0.5 * torch.quantile(distance.detach().flatten(1), 0.99, dim=1), min=floor)
-    threshold = threshold[:, None, None]
-    return torch.sigmoid((distance - threshold) / (0.1 * threshold))
-
-
-def pose_moments(images: torch.Tensor) -> torch.Tensor:
-    """[B, 4] where a part lies and which way it points: the soft silhouette's principal-axis
-    vector (elongation * (cos 2θ, sin 2θ), from its second moments) and its centroid (doubled, so
-    that a shift across the image weighs like a turn).
-
-    Edge maps pooled to 16x16 carry a part's orientation only weakly; these four numbers are it.
-    """
-    mask = soft_silhouette(images)
-    h, w = mask.shape[-2:]
-    ys = torch.linspace(0.0, 1.0, h, device=mask.device)[:, None].expand(h, w)
-    xs = torch.linspace(0.0, 1.0, w, device=mask.device)[None, :].expand(h, w)
-    area = mask.sum(dim=(1, 2)) + 1e-3
-    cx = (mask * xs).sum(dim=(1, 2)) / area
-    cy = (mask * ys).sum(dim=(1, 2)) / area
-    dx, dy = xs - cx[:, None, None], ys - cy[:, None, None]
-    cxx = (mask * dx * dx).sum(dim=(1, 2)) / area
-    cyy = (mask * dy * dy).sum(dim=(1, 2)) / area
-    cxy = (mask * dx * dy).sum(dim=(1, 2)) / area
-    trace = cxx + cyy + 1e-6
-    return torch.stack([(cxx - cyy) / trace, 2.0 * cxy / trace, 2.0 * cx, 2.0 * cy], dim=1)
-
-
-def _mean_kernel(
-    a: torch.Tensor, b: torch.Tensor, gamma: float | tuple[float, ...], unbiased: bool = False
-) -> torch.Tensor:
-    """Mean Gaussian kernel exp(-gamma |a_i - b_j|^2), summed over several gammas when given a
-    tuple; ``unbiased`` leaves out i == j (a is b)."""
-    d2 = torch.cdist(a, b) ** 2
-    k = sum(torch.exp(-g * d2) for g in (gamma if isinstance(gamma, tuple) else (gamma,)))
-    if not unbiased:
-        return k.mean()
-    n = len(a)
-    return (k.sum() - k.diagonal().sum()) / (n * (n - 1))
-
-
-def reconstruction_loss(kind: str):
-    if kind == "mse":
-        return F.mse_loss
-    if kind == "l1":
-        return F.l1_loss
-    if kind == "lpips":
-        from gan_studio.perceptual import load_lpips
-
-        lpips_model = load_lpips()
-
-        def lpips_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-            if a.shape[-1] < 64:  # the backbones' pooling needs >= 64 px inputs
-                a = F.interpolate(a, size=64, mode="bilinear", align_corners=False)
-                b = F.interpolate(b, size=64, mode="bilinear", align_corners=False)
-            return lpips_model.to(a.device)(a.float(), b.float()).mean()
-
-        return lpips_loss
-    raise ValueError(f"Unknown reconstruction loss {kind!r}: use mse, l1 or lpips")
-
-
-def _squared_mmd(
-    fake: torch.Tensor,
-    real: torch.Tensor,
-    gamma: float | tuple[float, ...],
-    real_term: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Squared MMD between two samples (unbiased within each); ``real_term`` when already known."""
-    if real_term is None:
-        real_term = _mean_kernel(real, real, gamma, unbiased=len(real) > 1)
-    return (
-        _mean_kernel(fake, fake, gamma, unbiased=len(fake) > 1)
-        + real_term
-        - 2.0 * _mean_kernel(fake, real, gamma)
-    )
 
 
 class Trainer:
@@ -246,41 +71,14 @@ class Trainer:
             config = TrainConfig.from_dict({**config.to_dict(), **phase_options})
         self.config = cfg = config
         self.policy = parse_policy(cfg.diffaug)
-        self.guide_policy = parse_policy(cfg.guide_augment, GUIDE_POLICIES)
-        if cfg.guide_weight > 0 and not cfg.guide:
-            raise ValueError("--guide-weight needs --guide GUIDE_DIR (a classifier from train-evaluator).")
-        if not 0.0 < cfg.guide_confidence <= 1.0:
-            raise ValueError(f"--guide-confidence must be in (0, 1], got {cfg.guide_confidence}.")
-        if cfg.mode_seeking_space not in ("pixels", "shape"):
-            raise ValueError(
-                f"--mode-seeking-space must be 'pixels' or 'shape', got {cfg.mode_seeking_space!r}."
-            )
-        if cfg.guide_target not in ("ce", "mmd"):
-            raise ValueError(f"--guide-target must be 'ce' or 'mmd', got {cfg.guide_target!r}.")
-        if cfg.class_group_size < 1 or cfg.batch % cfg.class_group_size:
-            raise ValueError(
-                f"--class-groups {cfg.class_group_size} must divide --batch {cfg.batch} (e.g. batch 16, groups 4)."
-            )
-        if cfg.class_group_size > 1 and cfg.mode_seeking > 0 and cfg.class_group_size % 2:
-            raise ValueError(
-                f"--mode-seeking pairs two fakes of one class: use an even --class-groups (got {cfg.class_group_size})."
-            )
-        if cfg.guide_confidence < 1.0 and not cfg.guide:
-            raise ValueError(
-                "--guide-confidence needs --guide GUIDE_DIR (a classifier from train-evaluator)."
-            )
+        check_class_groups(cfg)
+        losses.check_config(cfg)
 
         device = pick_device(cfg.device)
         self.accelerator = Accelerator(cpu=device.type == "cpu")
         self.device = self.accelerator.device
         self.precision = resolve_precision(cfg.precision, self.device)
-        # channels_last speeds up GPU convolutions, but on CPUs without AVX512 (measured on an AVX2 EPYC)
-        # oneDNN's weight gradients in that layout are ~3x slower, so "auto" keeps NCHW there.
-        self.channels_last = {"on": True, "off": False}.get(
-            str(cfg.channels_last).lower(), self.device.type == "cuda"
-        )
-        if isinstance(cfg.channels_last, bool):  # configs written before the option became tri-state
-            self.channels_last = cfg.channels_last
+        self.channels_last = use_channels_last(cfg.channels_last, self.device)
         self.is_main = self.accelerator.is_main_process
         self.rank = self.accelerator.process_index
         self.world_size = self.accelerator.num_processes
@@ -318,10 +116,12 @@ class Trainer:
         self.G, self.D, self.opt_g, self.opt_d = self.accelerator.prepare(
             self.G, self.D, self.opt_g, self.opt_d
         )
-        self.recon_loss = reconstruction_loss(cfg.recon_loss)
-        grid_gen = torch.Generator().manual_seed(1234)
-        self.grid_z = torch.randn(len(self.class_names) * 8, cfg.z_dim, generator=grid_gen)
-        self.grid_labels = torch.arange(len(self.class_names)).repeat_interleave(8)
+        setup = losses.TermSetup(
+            self.images, self.labels, len(self.class_names), self.device, self.precision, self.guide
+        )
+        self.terms = losses.build_terms(cfg, setup)  # LPIPS (--recon-loss) loads its backbone here
+        self.zero_stats = dict.fromkeys(losses.stat_names(), 0.0)  # what a term that is off reports
+        self.grid_z, self.grid_labels = grid_latents(len(self.class_names), cfg.z_dim)
 
     # ----------------------------------------------------------------------------- set-up
     def _config_for_resume(self, cli_config: TrainConfig, phase_options: dict) -> TrainConfig:
@@ -359,62 +159,17 @@ class Trainer:
             root = resolve_dataset_source(cfg.data)  # builds the demo data / unpacks a zip once
         self.accelerator.wait_for_everyone()
         root = resolve_dataset_source(cfg.data)
-        data = load_labeled_images(
-            root,
-            cfg.resolution,
-            fit=cfg.fit,
-            min_per_class=cfg.min_per_class,
-            progress=self.progress and self.is_main,
-        )
-        self.report = data.report
-        split_path = self.run_dir / "split.json"
-        if split_path.is_file():
-            split = load_split(split_path)
-        elif cfg.split_file:
-            split = load_split(cfg.split_file)
-        else:
-            split = make_split(
-                data.records, test_fraction=cfg.test_fraction, seed=cfg.seed, group_pattern=cfg.group_pattern
-            )
-        self.split = split
-        train_idx, _ = split.indices(data.records)
-        if cfg.train_per_class > 0:
-            keep = set(
-                few_shot_paths([data.records[i] for i in train_idx], cfg.train_per_class, seed=cfg.seed)
-            )
-            train_idx = [i for i in train_idx if data.records[i].path in keep]
-        self.data = data.subset(train_idx)
-        self.data_root = root
-        self.class_names = list(data.class_names)
-        if len(self.data) == 0:
-            raise ValueError(f"The train split of '{cfg.data}' is empty; lower --test-fraction.")
+        self.train_set = load_train_set(cfg, root, self.run_dir, progress=self.progress and self.is_main)
+        self.data, self.split, self.report = self.train_set.data, self.train_set.split, self.train_set.report
+        self.class_names, self.class_members = self.train_set.class_names, self.train_set.class_members
         self.images = self.data.images  # uint8 [N,3,R,R], the in-memory cache
         self.labels = self.data.labels
-        self.class_members = [torch.nonzero(self.labels == c).flatten() for c in range(len(self.class_names))]
-        self.class_members = [m for m in self.class_members if len(m)]
 
     def _build_models(self) -> None:
         cfg = self.config
-        n = len(self.class_names)
-        self.G = Generator(
-            resolution=cfg.resolution,
-            n_classes=n,
-            class_names=self.class_names,
-            z_dim=cfg.z_dim,
-            width=cfg.g_width,
-            embed_dim=cfg.embed_dim,
-            spectral_norm=cfg.g_spectral_norm,
-        )
-        self.D = Discriminator(
-            resolution=cfg.resolution,
-            n_classes=n,
-            width=cfg.d_width,
-            aux_classifier=cfg.class_loss > 0,
-            widths=cfg.d_widths,
-            group_size=cfg.class_group_size,
-        )
+        self.G, self.D = build_networks(cfg, self.class_names)
         if cfg.init_generator and not self.resume:
-            self._init_generator(cfg.init_generator)
+            load_initial_generator(self.G, cfg.init_generator)
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.G.to(memory_format=memory_format)
         self.D.to(memory_format=memory_format)
@@ -424,139 +179,15 @@ class Trainer:
         fused = self.device.type in ("cpu", "cuda")
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=betas, fused=fused)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=betas, fused=fused)
-        self.guide = self._load_guide() if cfg.guide and cfg.guide_weight > 0 else None
-        self._real_banks: dict[str, dict] = {}  # shape_mmd / pose_mmd: real features per class
-        self._guide_bank: list[torch.Tensor] | None = None  # guide_target mmd: real features per class
-        self._guide_bandwidth = 1.0
-
-    def _init_generator(self, source: str) -> None:
-        """Copy a saved generator's weights into G (before the EMA copy is made): fine-tuning."""
-        from gan_studio.sampling import load_generator
-
-        G_init, _ = load_generator(source, device="cpu")
-        differ = [
-            f"{name}: {getattr(G_init, name)!r} there, {getattr(self.G, name)!r} here"
-            for name in ("resolution", "z_dim", "class_names")
-            if getattr(G_init, name) != getattr(self.G, name)
-        ]
-        theirs, mine = G_init.state_dict(), self.G.state_dict()
-        if not differ and (
-            theirs.keys() != mine.keys() or any(theirs[k].shape != mine[k].shape for k in mine)
-        ):
-            differ.append("layer widths differ (--ngf, embedding size or spectral norm)")
-        if differ:
-            raise ValueError(
-                f"--init-generator '{source}' does not fit this run ({'; '.join(differ)}). Train with "
-                "the same --res, --ngf, --z-dim and dataset classes as that generator."
-            )
-        self.G.load_state_dict(G_init.state_dict())
-
-    def _load_guide(self):
-        """The frozen guide classifier (eval mode, no parameter gradients; gradients reach G only)."""
-        from gan_studio.evaluation.classifier import load_evaluator
-
-        try:
-            with torch.random.fork_rng(devices=[]):  # building it draws random weights: keep the run's RNG
-                guide = load_evaluator(self.config.guide, device=self.device)
-        except FileNotFoundError as exc:
-            raise FileNotFoundError(
-                f"{exc} (--guide of this run; make it with train-evaluator --split "
-                f"{self.run_dir / 'split.json'} so that it never sees test images)"
-            ) from None
-        if guide.class_names != self.class_names:
-            raise ValueError(
-                f"The guide '{self.config.guide}' knows the classes {guide.class_names}, this run trains "
-                f"{self.class_names}. Train the guide on the same dataset (train-evaluator --split "
-                f"{self.run_dir / 'split.json'})."
-            )
-        return guide.eval().requires_grad_(False)
-
-    def _guide_mmd(self, features: torch.Tensor, labels: torch.Tensor, n_real: int = 32) -> torch.Tensor:
-        """Per-class squared MMD between the fakes' guide features and the class's real ones.
-
-        Cross-entropy rewards each fake for being the most typical member of its class, so a class
-        collapses onto one pose. MMD compares distributions: fakes are drawn towards all of their
-        class's real images and pushed apart from each other (the unbiased fake-fake term), so
-        covering one pose leaves a gap. Real features are computed once (eval mode) and sampled.
-        """
-        if self._guide_bank is None:
-            _, bank = self.guide.predict_uint8(self.images)
-            bank = torch.from_numpy(bank).to(self.device)
-            labels_all = self.labels.to(bank.device)
-            self._guide_bank = [bank[labels_all == c] for c in range(len(self.class_names))]
-            sample = bank[torch.randperm(len(bank), generator=torch.Generator().manual_seed(0))[:512]]
-            self._guide_bandwidth = torch.cdist(sample, sample).median().item() ** 2  # median heuristic
-        gamma = 1.0 / (2.0 * self._guide_bandwidth)
-        terms = []
-        for c in labels.unique().tolist():
-            fake = features[labels == c]
-            bank = self._guide_bank[c]
-            real = bank[torch.randint(len(bank), (min(n_real, len(bank)),), device=bank.device)]
-            terms.append(_squared_mmd(fake, real, gamma))
-        return torch.stack(terms).mean()
-
-    # Kernel widths of the per-class MMDs (shape and pose), as fractions of a class's median squared
-    # distance between its real images. A single wide kernel only matches the class's mean, which
-    # one blurred pose meets; narrow ones see whether each real pose has a fake near it.
-    SHAPE_MMD_SCALES = (0.1, 0.3, 1.0)
-
-    def _real_bank(self, features) -> dict:
-        """``features`` of every real train image and its mirror image (training flips them), per
-        class, with the class's kernel widths (``SHAPE_MMD_SCALES``) and its constant real-real term."""
-        feats, labels_all = [], []
-        for i in range(0, len(self.images), 256):
-            real = self.images[i : i + 256].float().div(127.5).sub(1.0)
-            feats.append(torch.cat([features(real), features(real.flip(3))]))
-            labels_all.append(self.labels[i : i + 256].repeat(2))
-        bank, labels_all = torch.cat(feats).to(self.device), torch.cat(labels_all).to(self.device)
-        classes = []
-        for c in range(len(self.class_names)):
-            real = bank[labels_all == c]
-            d2 = torch.pdist(real) ** 2  # each pair once
-            median = float(d2.median()) if len(d2) and d2.median() > 0 else 1.0
-            gammas = tuple(1.0 / (2.0 * scale * median) for scale in self.SHAPE_MMD_SCALES)
-            classes.append((real, gammas, _mean_kernel(real, real, gammas, unbiased=len(real) > 1)))
-        return {"features": features, "classes": classes}
-
-    def _class_mmd(self, kind: str, fake: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Mean over the batch's classes of the squared MMD between the fakes' features (``kind``:
-        "shape", ``pose_features``; "pose", ``pose_moments``) and all of the class's real ones."""
-        if kind not in self._real_banks:
-            self._real_banks[kind] = self._real_bank({"shape": pose_features, "pose": pose_moments}[kind])
-        bank = self._real_banks[kind]
-        features = bank["features"](fake.float())
-        terms = [_squared_mmd(features[labels == c], *bank["classes"][c]) for c in labels.unique().tolist()]
-        return torch.stack(terms).mean()
+        self.guide = None  # the frozen guide classifier: refused here, before any run file is written
+        if cfg.guide and cfg.guide_weight > 0:
+            self.guide = losses.load_guide(cfg, self.class_names, self.run_dir, self.device)
 
     def _write_run_files(self) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        save_split(self.split, self.run_dir / "split.json")
-        ckpt.write_json_atomic(self.run_dir / "data_report.json", self.report.to_dict())
-        # The exact real images this run trains on (the whole train split, or its few-shot subset).
-        ckpt.write_json_atomic(self.run_dir / "train_files.json", [r.path for r in self.data.records])
-        ckpt.write_json_atomic(
-            self.run_dir / "run.json",
-            {
-                "format_version": ckpt.FORMAT_VERSION,
-                "kind": "gan-studio-run",
-                "config": self.config.to_dict(),
-                "class_names": self.class_names,
-                "data": {
-                    "source": self.config.data,
-                    "root": str(self.data_root),
-                    "resolution": self.config.resolution,
-                    "fit": self.config.fit,
-                    "n_train": len(self.data),
-                    "train_per_class": self.config.train_per_class,
-                    "n_test": len(self.split.test),
-                    "counts": self.report.counts,
-                },
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                "command": self.command,
-                "hardware": hardware_summary(self.device, self.world_size),
-            },
+        hardware = hardware_summary(self.device, self.world_size)
+        write_new_run_files(
+            self.run_dir, self.config, self.train_set, command=self.command, hardware=hardware
         )
-        (self.run_dir / "log.jsonl").write_text("")
 
     def _load_latest(self) -> None:
         path = run_files.checkpoint_to_resume(self.run_dir, announce=self.is_main)  # the newest intact one
@@ -590,232 +221,113 @@ class Trainer:
 
     # ----------------------------------------------------------------------------- training
     def _batch_indices(self) -> torch.Tensor:
-        """Random train images; with --class-groups K, K of each of batch/K classes, in a row."""
-        k = self.config.class_group_size
-        if k == 1:
-            return torch.randint(len(self.images), (self.config.batch,), generator=self.data_rng)
-        n_groups = self.config.batch // k
-        n_classes = len(self.class_members)
-        order = torch.cat(
-            [torch.randperm(n_classes, generator=self.data_rng) for _ in range(-(-n_groups // n_classes))]
-        )[:n_groups]
-        picks = [
-            self.class_members[c][torch.randint(len(self.class_members[c]), (k,), generator=self.data_rng)]
-            for c in order.tolist()
-        ]
-        return torch.cat(picks)
+        cfg = self.config
+        return draw_batch_indices(
+            len(self.images), self.class_members, cfg.batch, cfg.class_group_size, self.data_rng
+        )
 
     def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = self._batch_indices()
-        images = self.images[idx].to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
-        labels = self.labels[idx].to(self.device)
-        if self.config.flip:
-            flip = torch.rand(images.shape[0], device=self.device) < 0.5
-            images = torch.where(flip[:, None, None, None], images.flip(3), images)
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        return images, labels
+        idx, flip = self._batch_indices(), self.config.flip
+        return real_batch(
+            self.images, self.labels, idx, self.device, flip=flip, channels_last=self.channels_last
+        )
 
-    def train_step(self) -> StepStats:
+    def train_step(self) -> dict[str, float]:
+        """One D step and one G step; every statistic of ``losses.stat_names()`` as a float."""
         cfg = self.config
-        G, D = self.G, self.D
-        D_plain = self.accelerator.unwrap_model(D)
         real, labels = self._real_batch()
         z = torch.randn(real.shape[0], cfg.z_dim, device=self.device)
-        half = real.shape[0] // 2
-        # The fakes' classes. They are the real batch's classes (so D compares like with like),
-        # except that with mode seeking pairs of fakes share a class (the second half repeats the
-        # first half's), so that the term below compares two latents of the same class. The reals
-        # keep their own labels: relabelling them would teach D's class terms wrong answers.
-        # With class groups, neighbours (2i, 2i+1) already share a class and are the pairs.
+        # The fakes' classes: the real batch's (so D compares like with like), unless a term pairs
+        # them (mode seeking). The reals keep their own labels.
         fake_labels = labels
-        grouped = cfg.class_group_size > 1
-        if cfg.mode_seeking > 0 and half and not grouped:
-            fake_labels = labels.clone()
-            fake_labels[half : 2 * half] = labels[:half]
+        for term in self.terms.values():
+            fake_labels = term.fake_labels(fake_labels)
 
         warming_up = self.step < cfg.d_warmup  # only D trains: G needs no graph
         with autocast(self.device, self.precision), torch.set_grad_enabled(not warming_up):
-            fake = G(z, fake_labels)
-        loss_ms = torch.zeros((), device=self.device)
-        if cfg.mode_seeking > 0 and half:
-            # MSGAN (Mao et al. 2019): penalise a generator whose images move less than its latents,
-            # the within-class collapse a class-conditional GAN on few images is prone to.
-            view = shape_map(fake) if cfg.mode_seeking_space == "shape" else fake.float()
-            first, second = (
-                (slice(0, None, 2), slice(1, None, 2)) if grouped else (slice(0, half), slice(half, 2 * half))
-            )
-            image_gap = (view[first] - view[second]).abs().mean(dim=(1, 2, 3))
-            latent_gap = (z[first] - z[second]).abs().mean(dim=1)
-            loss_ms = 1.0 / ((image_gap / latent_gap).mean() + 1e-5)
-        fake_aug = diff_augment(fake, self.policy)
-        real_aug = diff_augment(real, self.policy)
+            fake = self.G(z, fake_labels)
+        D_plain = self.accelerator.unwrap_model(self.D)
+        ctx = losses.StepContext(real, labels, z, fake, fake_labels, D_plain)
+        # Terms that need only the raw fakes run now, before D's step, as they always have: the
+        # backward pass adds their gradients in the order the graph was built.
+        early = {name: t.generator_loss(ctx) for name, t in self.terms.items() if t.uses_raw_fakes}
+        ctx.fake_aug = diff_augment(fake, self.policy)
+        ctx.real_aug = diff_augment(real, self.policy)
 
-        # D step. The fake half runs without gradient sync; the real half (which uses every
-        # parameter, decoders included) syncs the accumulated gradients across processes.
+        stats = self._discriminator_step(ctx)
+        if not warming_up:  # during warm-up D catches up with a G it did not train with (--init-generator)
+            stats.update(self._generator_step(ctx, early))
+            # EMA ramp-up: average over roughly the steps so far until the full horizon is reached, so
+            # that short runs (and the first samples of long ones) are not dominated by the initial weights.
+            decay = min(cfg.ema_decay, (1.0 + self.step) / (10.0 + self.step))
+            update_ema(self.G_ema, self.accelerator.unwrap_model(self.G), decay)
+        return {**self.zero_stats, **losses.host_floats(stats)}
+
+    def _discriminator_step(self, ctx: losses.StepContext) -> dict[str, torch.Tensor]:
+        """Hinge loss on the fakes (detached) and the reals, plus the terms' D losses. The fake half
+        runs without gradient sync; the real half (which uses every parameter, decoders included)
+        syncs the accumulated gradients across processes."""
+        D = self.D
         self.opt_d.zero_grad(set_to_none=True)
         with self.accelerator.no_sync(D):
             with autocast(self.device, self.precision):
-                out_fake = D(fake_aug.detach(), fake_labels)
+                out_fake = D(ctx.fake_aug.detach(), ctx.fake_labels)
             logits_fake = out_fake.logits.float()
             loss_d_fake = F.relu(torch.rand_like(logits_fake) * 0.2 + 0.8 + logits_fake).mean()
             self.accelerator.backward(loss_d_fake)
         with autocast(self.device, self.precision):
-            out_real = D(real_aug, labels, reconstruct=True)
-        logits_real = out_real.logits.float()
+            ctx.d_real = D(ctx.real_aug, ctx.labels, reconstruct=True)
+        logits_real = ctx.d_real.logits.float()
         loss_d_real = F.relu(torch.rand_like(logits_real) * 0.2 + 0.8 - logits_real).mean()
-        targets = D_plain.reconstruction_targets(real_aug, out_real.part)
-        loss_recon = sum(
-            self.recon_loss(out_real.reconstructions[k].float(), targets[k].float()) for k in targets
-        )
-        loss_cls_real = torch.zeros((), device=self.device)
-        acc_cls_real = torch.zeros((), device=self.device)
-        if out_real.class_logits is not None:
-            class_logits = out_real.class_logits.float()
-            loss_cls_real = F.cross_entropy(class_logits, labels)
-            acc_cls_real = (class_logits.argmax(1) == labels).float().mean()
-        self.accelerator.backward(
-            loss_d_real + cfg.recon_weight * loss_recon + cfg.class_loss * loss_cls_real
-        )
+        results = [(term, term.discriminator_loss(ctx)) for term in self.terms.values()]
+        total, term_stats = losses.weighted_total(loss_d_real, results)
+        self.accelerator.backward(total)
         self.opt_d.step()
-
-        d_stats = dict(
+        return dict(
             loss_d_real=loss_d_real,
             loss_d_fake=loss_d_fake,
-            loss_recon=loss_recon,
             logits_real=logits_real.mean(),
             logits_fake=logits_fake.mean(),
-            r_t=torch.sign(logits_real).mean(),
-            loss_cls_real=loss_cls_real,
-            acc_cls_real=acc_cls_real,
+            r_t=torch.sign(logits_real).mean(),  # ADA's over-fitting signal: near 1, D memorises the reals
+            **term_stats,
         )
-        if warming_up:  # D catches up with a G it did not train with (--init-generator)
-            return StepStats(**host_floats(d_stats), loss_g=0.0)
 
-        # G step through the updated D (its weights frozen: no D gradients are computed).
+    def _generator_step(self, ctx: losses.StepContext, early: dict) -> dict[str, torch.Tensor]:
+        """-D(fake) through the updated D (its weights frozen: no D gradients are computed), plus
+        the terms' G losses (``early``: those already computed from the raw fakes)."""
         self.opt_g.zero_grad(set_to_none=True)
-        D_plain.requires_grad_(False)
+        ctx.discriminator.requires_grad_(False)
         with autocast(self.device, self.precision):
-            out_g = D_plain(fake_aug, fake_labels)
-        loss_g = -out_g.logits.float().mean()
-        loss_cls_fake = torch.zeros((), device=self.device)
-        if out_g.class_logits is not None:
-            loss_cls_fake = F.cross_entropy(out_g.class_logits.float(), fake_labels)
-        loss_shape_mmd = torch.zeros((), device=self.device)
-        if cfg.shape_mmd > 0:
-            loss_shape_mmd = self._class_mmd("shape", fake, fake_labels)
-        loss_pose_mmd = torch.zeros((), device=self.device)
-        if cfg.pose_mmd > 0:
-            loss_pose_mmd = self._class_mmd("pose", fake, fake_labels)
-        loss_guide = torch.zeros((), device=self.device)
-        acc_guide = torch.zeros((), device=self.device)
-        if self.guide is not None:
-            # Its own augmentation (--guide-augment; never cutout, which it did not see in training):
-            # G must make the class visible wherever the part lands, not a pixel pattern.
-            guide_in = self.guide.fit_resolution(diff_augment(fake, self.guide_policy).float())
-            if cfg.guide_target == "mmd":
-                with autocast(self.device, self.precision):
-                    guide_features = self.guide.features(guide_in)
-                    guide_logits = self.guide.head(guide_features).float()
-                loss_guide = self._guide_mmd(guide_features.float(), fake_labels)
-            else:
-                with autocast(self.device, self.precision):
-                    guide_logits = self.guide(guide_in).float()
-                loss_guide = F.cross_entropy(guide_logits, fake_labels, reduction="none")
-                if cfg.guide_confidence < 1.0:
-                    # -log p + log c > 0 exactly while p < c: recognised fakes get no further push.
-                    loss_guide = F.relu(loss_guide + math.log(cfg.guide_confidence))
-                loss_guide = loss_guide.mean()
-            acc_guide = (guide_logits.argmax(1) == fake_labels).float().mean()
-        self.accelerator.backward(
-            loss_g
-            + cfg.mode_seeking * loss_ms
-            + cfg.class_loss * loss_cls_fake
-            + cfg.guide_weight * loss_guide
-            + cfg.shape_mmd * loss_shape_mmd
-            + cfg.pose_mmd * loss_pose_mmd
-        )
-        D_plain.requires_grad_(True)
+            ctx.d_fake = ctx.discriminator(ctx.fake_aug, ctx.fake_labels)
+        loss_g = -ctx.d_fake.logits.float().mean()
+        results = [
+            (term, early[name] if name in early else term.generator_loss(ctx))
+            for name, term in self.terms.items()
+        ]
+        total, term_stats = losses.weighted_total(loss_g, results)
+        self.accelerator.backward(total)
+        ctx.discriminator.requires_grad_(True)
         self.opt_g.step()
-        # EMA ramp-up: average over roughly the steps so far until the full horizon is reached, so
-        # that short runs (and the first samples of long ones) are not dominated by the initial weights.
-        decay = min(cfg.ema_decay, (1.0 + self.step) / (10.0 + self.step))
-        update_ema(self.G_ema, self.accelerator.unwrap_model(G), decay)
-
-        return StepStats(
-            **host_floats(
-                dict(
-                    d_stats,
-                    loss_g=loss_g,
-                    loss_ms=loss_ms,
-                    loss_cls_fake=loss_cls_fake,
-                    loss_shape_mmd=loss_shape_mmd,
-                    loss_pose_mmd=loss_pose_mmd,
-                    loss_guide=loss_guide,
-                    acc_guide_fake=acc_guide,
-                )
-            )
-        )
+        return {"loss_g": loss_g, **term_stats}
 
     # ----------------------------------------------------------------------------- outputs
     def _status(self, state: str, **extra) -> None:
         if self.is_main:
-            ckpt.write_json_atomic(
-                self.run_dir / "status.json",
-                {
-                    "state": state,
-                    "step": self.step,
-                    "total_steps": self.config.steps,
-                    "pid": os.getpid(),
-                    "world_size": self.world_size,
-                    "device": str(self.device),
-                    "precision": self.precision,
-                    "updated": time.time(),
-                    **extra,
-                },
-            )
+            where = {"world_size": self.world_size, "device": str(self.device), "precision": self.precision}
+            write_status(self.run_dir, state, step=self.step, total_steps=self.config.steps, **where, **extra)
 
-    @torch.no_grad()
     def save_samples(self) -> Path | None:
-        """Per-class grid from the EMA generator (fixed latents: comparable across steps) and
-        D's reconstructions of a few real images (is the self-supervision working?)."""
+        """The EMA generator's per-class grid and D's reconstructions, under ``samples/``."""
         if not self.is_main:
             return None
         out = self.run_dir / "samples"
         out.mkdir(parents=True, exist_ok=True)
+        where = {"device": self.device, "precision": self.precision}
         G = self.G_ema.eval()
-        images = []
-        for i in range(0, len(self.grid_z), 64):
-            z = self.grid_z[i : i + 64].to(self.device)
-            y = self.grid_labels[i : i + 64].to(self.device)
-            with autocast(self.device, self.precision):
-                images.append(G(z, y, noise_mode="const").float().cpu())
-        grid = to_uint8(torch.cat(images))
-        path = out / f"step_{self.step:07d}.png"
-        save_image_grid(grid, path, ncol=8, row_labels=self.class_names)
-        save_image_grid(grid, out / "latest.png", ncol=8, row_labels=self.class_names)
-
-        D = self.accelerator.unwrap_model(self.D)
-        was_training = D.training
-        D.eval()
-        gen = torch.Generator().manual_seed(99)
-        idx = torch.randint(len(self.images), (min(8, len(self.images)),), generator=gen)
-        real = self.images[idx].to(self.device).float().div(127.5).sub(1.0)
-        with autocast(self.device, self.precision):
-            rec = D(real, self.labels[idx].to(self.device), reconstruct=True, part=0).reconstructions
-        size = D.rec_size
-        rows = [to_uint8(F.interpolate(real, size=size, mode="area").cpu())]
-        rows += [
-            to_uint8(F.interpolate(rec[k].float(), size=size, mode="nearest").cpu())
-            for k in ("big", "small", "part")
-        ]
-        save_image_grid(
-            torch.cat(rows),
-            out / "reconstructions.png",
-            ncol=len(idx),
-            row_labels=["real", "D: whole", "D: small", "D: top-left"],
+        path = save_generated_grid(
+            G, self.grid_z, self.grid_labels, self.class_names, out, self.step, **where
         )
-        D.train(was_training)
+        save_reconstructions(self.accelerator.unwrap_model(self.D), self.images, self.labels, out, **where)
         return path
 
     def save_checkpoint(self) -> Path | None:
@@ -889,8 +401,8 @@ class Trainer:
             unit="step",
             dynamic_ncols=True,
         )
-        acc: dict[str, float] = {}
-        n_acc, t_last, t_start, step_start = 0, time.perf_counter(), time.perf_counter(), self.step
+        window = LogWindow(images_per_step=cfg.batch * self.world_size)
+        t_start, step_start = time.perf_counter(), self.step
         last_ckpt: Path | None = None
         last_saved = self.step if self.resume else -1
         state = "finished"
@@ -904,34 +416,15 @@ class Trainer:
                 self.step += 1
                 self.train_seconds += time.perf_counter() - t_step
                 bar.update(1)
-                for k, v in vars(stats).items():
-                    acc[k] = acc.get(k, 0.0) + v
-                n_acc += 1
-                if not all(math.isfinite(v) for v in vars(stats).values()):
-                    raise FloatingPointError(
-                        f"Training diverged at step {self.step} (non-finite loss: {stats}). Resume from the last "
-                        "checkpoint with a lower learning rate (--lr-g/--lr-d) or --precision fp32."
-                    )
+                window.add(stats, self.step)
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                     now = time.perf_counter()
-                    ips = n_acc * cfg.batch * self.world_size / max(now - t_last, 1e-9)
-                    record = {
-                        "step": self.step,
-                        **{k: v / n_acc for k, v in acc.items()},
-                        "images_per_s": ips,
-                        "time": time.time(),
-                    }
+                    record = window.close(self.step, now)
                     self._log(record)
                     rate = (self.step - step_start) / max(now - t_start, 1e-9)
-                    self._status("running", images_per_s=ips, eta_s=(cfg.steps - self.step) / max(rate, 1e-9))
-                    bar.set_postfix(
-                        d=f"{record['loss_d_real'] + record['loss_d_fake']:.3f}",
-                        g=f"{record['loss_g']:.3f}",
-                        rec=f"{record['loss_recon']:.3f}",
-                        r_t=f"{record['r_t']:.2f}",
-                        ips=f"{ips:.1f}",
-                    )
-                    acc, n_acc, t_last = {}, 0, now
+                    eta_s = (cfg.steps - self.step) / max(rate, 1e-9)
+                    self._status("running", images_per_s=record["images_per_s"], eta_s=eta_s)
+                    bar.set_postfix(**bar_summary(record))
                 if cfg.sample_every > 0 and self.step % cfg.sample_every == 0:
                     self.save_samples()
                 if cfg.ckpt_every > 0 and self.step % cfg.ckpt_every == 0:
