@@ -43,6 +43,12 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+def handler(fn: Callable, *services) -> Callable:
+    """A Gradio handler from a module-level function: ``services`` bound to its first parameters, and
+    user-fixable errors turned into toasts. Gradio still sees the rest of the signature (gr.Progress, defaults)."""
+    return user_errors(functools.partial(fn, *services))
+
+
 def require_generator(studio, run_id: str | None) -> ModelEntry:
     if not run_id:
         raise gr.Error(

@@ -1,13 +1,21 @@
-"""Evaluate tab: train an evaluator, run the metrics, the augmentation bench and the study in the background."""
+"""Evaluate tab: train an evaluator, run the metrics, the augmentation bench and the study in the background.
+
+The layout functions build the components into a namespace; ``_wire`` connects their events; the handlers
+are module-level functions given ``EvalServices`` (the background evaluation jobs, the registry and the real
+images), not the whole app.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
 
-from gan_studio.app.common import require_evaluator, require_generator, user_errors
+from gan_studio.app.common import handler, require_evaluator, require_generator
 from gan_studio.app.evaluation_jobs import (
     EvaluationService,
     available_commands,
@@ -16,13 +24,42 @@ from gan_studio.app.evaluation_jobs import (
     per_class_rows,
     read_metrics,
 )
-from gan_studio.app.real_data import real_grid
+from gan_studio.app.real_data import RealDataCache, real_grid
 from gan_studio.evaluation.augment_bench.arms import ARM_KINDS
 from gan_studio.evaluation.classifier import ARCHITECTURES
 from gan_studio.metrics import list_metrics
+from gan_studio.registry import ModelRegistry
 
 JOB_KINDS = ("train-evaluator", "evaluate", "augment-bench", "study")
 NOT_BY_DEFAULT = ("inception_fid", "c2st")  # offered, unticked: no weights offline; minutes of training
+RESULT_OUTPUTS = (
+    10  # overview, per class, samples, pairs, bench text and plot, report file and path, study x2
+)
+BUTTONS = (  # (the button's name in the layout, job kind, API name)
+    ("train", "train-evaluator", "train_evaluator"),
+    ("run", "evaluate", "evaluate"),
+    ("bench_btn", "augment-bench", "augment_bench"),
+    ("study", "study", "study"),
+)
+
+
+@dataclass(frozen=True)
+class EvalServices:
+    """What the Evaluate tab's handlers use: the background jobs, the models, the real images."""
+
+    jobs: EvaluationService
+    registry: ModelRegistry  # require_generator / require_evaluator look models up here
+    real_data: RealDataCache
+    real_dir: Callable[[], Path]  # where the real-image grids go
+
+    @classmethod
+    def of(cls, studio) -> EvalServices:
+        return cls(
+            jobs=EvaluationService(studio.jobs, studio.workdir, studio.default_data),
+            registry=studio.registry,
+            real_data=studio.real_data,
+            real_dir=lambda: studio.path("real"),
+        )
 
 
 def _bar(fraction: float | None, state: str) -> str:
@@ -69,310 +106,278 @@ def _study_results(folder: Path):
     return f"Study folder: `{folder}`\n\n{text}", figure
 
 
-def _results_tabs():
-    """The results: metrics (real train images beside the samples), augmentation experiment, study."""
+# ---------------------------------------------------------------------------------------------- handlers
+
+
+def _no_results(message: str, bench=("", None), study=("", None)) -> tuple:
+    """The results' outputs with no metrics: empty tables and images, the bench and study if any."""
+    return (
+        [], gr.update(value=[], headers=["class"]), None, None, *bench, None, message, *study,
+    )  # fmt: skip
+
+
+def results(svc: EvalServices, run_id):
+    """The saved metrics, sample grids, report, augmentation experiment and study of the picked run."""
+    if not run_id:
+        return _no_results("Pick a run at the top.")
+    entry = require_generator(svc, run_id)
+    folder = svc.jobs.report_dir(entry)
+    metrics = read_metrics(folder)
+    if metrics is None and entry.metrics_path is not None:  # a package's or run's own metrics.json
+        folder, metrics = entry.metrics_path.parent, read_metrics(entry.metrics_path.parent)
+    bench = _bench_results(svc.jobs.bench_dir(entry))
+    study = _study_results(svc.jobs.study_dir(entry))
+    if metrics is None:
+        message = "No evaluation yet: train an evaluator (1), then press **Run evaluation** (2)."
+        return _no_results(message, bench, study)
+    headers, rows = per_class_rows(metrics, list(entry.class_names))
+    report = folder / "report.md"
+    return (
+        overview_rows(metrics),
+        gr.update(value=rows, headers=headers),
+        str(folder / "samples.png") if (folder / "samples.png").is_file() else None,
+        str(folder / "memorization_pairs.png") if (folder / "memorization_pairs.png").is_file() else None,
+        *bench,
+        str(report) if report.is_file() else None,
+        f"Saved report: `{report}`" if report.is_file() else f"Saved metrics: `{folder / 'metrics.json'}`",
+        *study,
+    )
+
+
+def start(
+    svc: EvalServices, kind, run_id, evaluator_id, arch_v, steps_v, n_v, seed_v, metric_v, arms_v, ratios_v,
+    bseeds, bsteps, study_n=0, study_s=3, study_h=0,
+):  # fmt: skip
+    """Start this run's job of ``kind`` in the background; returns the status line and the kind to watch."""
+    entry = require_generator(svc, run_id)
+    if kind == "study":
+        job = svc.jobs.study(
+            entry, train_per_class=int(study_n or 0), seeds=int(study_s or 3),
+            budget_hours=float(study_h or 0) or None,
+        )  # fmt: skip
+    elif kind == "train-evaluator":
+        job = svc.jobs.train_evaluator(entry, steps=int(steps_v), arch=arch_v)
+    elif kind == "evaluate":
+        if not metric_v:
+            raise gr.Error("Tick at least one metric.")
+        evaluator = require_evaluator(svc, evaluator_id, entry)
+        job = svc.jobs.evaluate(
+            entry, evaluator, n_per_class=int(n_v), seed=int(seed_v), metrics=list(metric_v)
+        )
+    else:
+        filtered = "real+syn_filtered" in (arms_v or [])
+        evaluator = require_evaluator(svc, evaluator_id, entry) if filtered else None
+        job = svc.jobs.augment_bench(
+            entry, evaluator, arms=list(arms_v or []), ratios=ratios_v, seeds=int(bseeds), steps=int(bsteps)
+        )
+    gr.Info(f"{kind} started for '{entry.id}' (process {job.pid}).")
+    return f"**running** · {kind}", kind
+
+
+def poll(svc: EvalServices, run_id, kind, last):
+    """The watched job's status, bar and log; the results once it finishes. Skips all when nothing changed."""
+    unchanged = (gr.skip(),) * (3 + RESULT_OUTPUTS) + (last,)
+    if not run_id or not kind:
+        return unchanged
+    entry = require_generator(svc, run_id)
+    state = job_status(svc.jobs.job(kind, entry))
+    signature = (run_id, kind, state.state, state.fraction, state.log_tail[-300:])
+    if signature == last:
+        return unchanged
+    summary = f"{kind}: {state.summary()}"
+    if state.state == "failed":
+        errors = [line for line in state.log_tail.splitlines() if line.startswith("error:")]
+        summary += "\n\n" + (errors[-1] if errors else "See the log for what went wrong.")
+    finished = state.state == "finished" and (last is None or last[2] != "finished")
+    fresh = results(svc, run_id) if finished else (gr.skip(),) * RESULT_OUTPUTS
+    if finished and kind == "train-evaluator":
+        gr.Info("The evaluator is ready: pick it at the top of the page (↻ Refresh lists it).")
+    return (summary, _bar(state.fraction, state.state), state.log_tail, *fresh, signature)
+
+
+def show_real(svc: EvalServices, run_id, samples_shown):
+    """Real train images beside the samples, whenever samples are shown."""
+    if not run_id or not samples_shown:
+        return None, ""
+    entry = require_generator(svc, run_id)
+    return real_grid(svc.real_data, entry, svc.real_dir())
+
+
+def job_state(svc: EvalServices, run_id, kind):
+    """API: the state of this run's job of ``kind`` (train-evaluator, evaluate, augment-bench)."""
+    if kind not in JOB_KINDS:
+        raise gr.Error(f"Unknown job kind '{kind}'; use one of {', '.join(JOB_KINDS)}.")
+    state = job_status(svc.jobs.job(kind, require_generator(svc, run_id)))
+    return {
+        "state": state.state,
+        "fraction": state.fraction,
+        "description": state.description,
+        "log": state.log_tail,
+    }
+
+
+# ------------------------------------------------------------------------------------------------ layout
+
+
+def _results_tabs(ui: SimpleNamespace) -> None:
+    """The results, added to ``ui``: metrics (real train images beside the samples), experiment, study."""
     with gr.Tabs():
         with gr.Tab("Metrics", elem_id="eval-tab-metrics"):
-            report_path = gr.Markdown(elem_id="eval-report-path")
-            overview = gr.Dataframe(
-                headers=["metric", "value", "real reference", "notes"],
-                label="Overview",
-                interactive=False,
-                wrap=True,
-                column_widths=["34%", "11%", "13%", "42%"],
-                elem_id="eval-overview",
-            )
-            per_class = gr.Dataframe(
+            ui.report_path = gr.Markdown(elem_id="eval-report-path")
+            ui.overview = gr.Dataframe(
+                headers=["metric", "value", "real reference", "notes"], label="Overview", interactive=False,
+                wrap=True, column_widths=["34%", "11%", "13%", "42%"], elem_id="eval-overview",
+            )  # fmt: skip
+            ui.per_class = gr.Dataframe(
                 headers=["class"], label="Per class", interactive=False, elem_id="eval-per-class"
             )
             with gr.Row(equal_height=True):  # one layout, one size: real beside generated
-                real = gr.Image(
-                    label="Real train images (8 per class)",
-                    type="filepath",
-                    interactive=False,
+                ui.real = gr.Image(
+                    label="Real train images (8 per class)", type="filepath", interactive=False,
                     elem_id="eval-real",
-                )
-                samples = gr.Image(
+                )  # fmt: skip
+                ui.samples = gr.Image(
                     label="Samples used (generated)",
                     type="filepath",
                     interactive=False,
                     elem_id="eval-samples",
                 )
-            real_note = gr.Markdown(elem_id="eval-real-note")
-            pairs = gr.Image(
-                label="Closest to a training image (generated | nearest real)",
-                type="filepath",
-                interactive=False,
-                elem_id="eval-pairs",
-            )
-            report_file = gr.File(label="Report (markdown)", elem_id="eval-report")
+            ui.real_note = gr.Markdown(elem_id="eval-real-note")
+            ui.pairs = gr.Image(
+                label="Closest to a training image (generated | nearest real)", type="filepath",
+                interactive=False, elem_id="eval-pairs",
+            )  # fmt: skip
+            ui.report_file = gr.File(label="Report (markdown)", elem_id="eval-report")
         with gr.Tab("Augmentation experiment", elem_id="eval-tab-bench"):
-            bench_plot = gr.Plot(label="Test accuracy by arm", elem_id="eval-bench-plot")
-            bench = gr.Markdown(elem_id="eval-bench-results")
+            ui.bench_plot = gr.Plot(label="Test accuracy by arm", elem_id="eval-bench-plot")
+            ui.bench = gr.Markdown(elem_id="eval-bench-results")
         with gr.Tab("Study", elem_id="eval-tab-study"):
-            study_plot = gr.Plot(label="Does it help? Paired differences", elem_id="eval-study-plot")
-            study_report = gr.Markdown(elem_id="eval-study-report")
-    return (
-        report_path, overview, per_class, real, samples, real_note, pairs, report_file, bench_plot, bench,
-        study_plot, study_report,
+            ui.study_plot = gr.Plot(label="Does it help? Paired differences", elem_id="eval-study-plot")
+            ui.study_report = gr.Markdown(elem_id="eval-study-report")
+
+
+def _evaluator_and_metrics(ui: SimpleNamespace) -> None:
+    """1 · Evaluator and 2 · Metrics, added to ``ui``."""
+    metric_names = list_metrics()
+    gr.Markdown("### 1 · Evaluator")
+    gr.Markdown(
+        "A classifier trained on the run's real *train* split; every metric is measured in its features."
+    )
+    with gr.Row():
+        ui.arch = gr.Dropdown(
+            list(ARCHITECTURES), value=ARCHITECTURES[0], label="Architecture", elem_id="eval-arch"
+        )
+        ui.eval_steps = gr.Number(
+            value=1000, precision=0, minimum=1, label="Steps", elem_id="eval-train-steps"
+        )
+    ui.train = gr.Button("Train evaluator", elem_id="eval-train")
+    gr.Markdown("### 2 · Metrics")
+    with gr.Row():
+        ui.n_per_class = gr.Number(
+            value=50, precision=0, minimum=2, label="Generated per class", elem_id="eval-n"
+        )
+        ui.seed = gr.Number(value=0, precision=0, label="First seed", elem_id="eval-seed")
+    ui.metrics = gr.CheckboxGroup(
+        metric_names,
+        # inception_fid needs weights that cannot be downloaded; c2st trains two classifiers
+        value=[m for m in metric_names if m not in NOT_BY_DEFAULT],
+        label="Metrics",
+        info="c2st (can a fresh classifier tell samples from real photos?) trains two classifiers "
+        "from scratch, 300 steps each: about 5.5 minutes more at 64 px on a busy 2-core CPU.",
+        elem_id="eval-metrics",
+    )
+    ui.run = gr.Button("Run evaluation", variant="primary", elem_id="eval-run")
+
+
+def _bench_and_study(ui: SimpleNamespace) -> None:
+    """3 · Augmentation experiment and 4 · Study, added to ``ui``."""
+    bench_available = "augment-bench" in available_commands()
+    gr.Markdown("### 3 · Augmentation experiment")
+    gr.Markdown("Does synthetic data help? One classifier per arm, same budget, scored on real test images.")
+    ui.arms = gr.CheckboxGroup(
+        list(ARM_KINDS), value=["real", "real+syn"], label="Arms", elem_id="bench-arms"
+    )
+    with gr.Row():
+        ui.ratios = gr.Textbox(value="0.5,1.0", label="Synthetic per real image", elem_id="bench-ratios")
+        ui.bench_seeds = gr.Number(value=1, precision=0, minimum=1, label="Seeds", elem_id="bench-seeds")
+        ui.bench_steps = gr.Number(value=300, precision=0, minimum=1, label="Steps", elem_id="bench-steps")
+    ui.bench_btn = gr.Button(
+        "Run augmentation experiment" if bench_available else "Augmentation experiment (not in this version)",
+        interactive=bench_available,
+        elem_id="eval-bench",
+    )
+    gr.Markdown("### 4 · Study")
+    gr.Markdown(
+        "The full answer: every arm (real, classic, synthetic at +20-200%, filtered, and the levers) "
+        "trains until its validation accuracy stops improving, for several seeds; the report pairs "
+        "each arm with its baseline and gives a 95% interval and a verdict. Hours on a CPU: set a budget."
+    )
+    with gr.Row():
+        ui.study_per_class = gr.Number(
+            value=0, precision=0, minimum=0, label="Real images per class (0: all)", elem_id="study-per-class"
+        )
+        ui.study_seeds = gr.Number(value=3, precision=0, minimum=1, label="Seeds", elem_id="study-seeds")
+        ui.study_budget = gr.Number(
+            value=2.0, minimum=0, label="Budget (hours, 0: none)", elem_id="study-budget"
+        )
+    ui.study = gr.Button("Run study", elem_id="eval-study")
+
+
+def _layout() -> SimpleNamespace:
+    """The controls (left) and the job status, log and results (right)."""
+    ui = SimpleNamespace()
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3, elem_classes="gs-card"):
+            _evaluator_and_metrics(ui)
+            _bench_and_study(ui)
+        with gr.Column(scale=7, elem_classes="gs-card"):
+            with gr.Row():
+                ui.status = gr.Markdown("No job running.", elem_id="eval-status")
+                ui.refresh = gr.Button(
+                    "Show saved results", elem_id="eval-refresh", size="sm", scale=0, min_width=160
+                )
+            ui.bar = gr.HTML(_bar(None, "idle"), elem_id="eval-progress")
+            with gr.Accordion("Log", open=False):
+                ui.log = gr.Code(language=None, interactive=False, elem_id="eval-log")
+            _results_tabs(ui)
+    return ui
+
+
+# ------------------------------------------------------------------------------------------------ wiring
+
+
+def _starter(start_job: Callable, kind: str) -> Callable:
+    return lambda *args: start_job(kind, *args)
+
+
+def _wire(svc: EvalServices, ui: SimpleNamespace, picker) -> None:
+    timer = gr.Timer(2.0)
+    watching = gr.State(None)  # per session: the job kind this session started last
+    shown = handler(results, svc)
+    result_outputs = [
+        ui.overview, ui.per_class, ui.samples, ui.pairs, ui.bench, ui.bench_plot, ui.report_file, ui.report_path,
+        ui.study_report, ui.study_plot,
+    ]  # fmt: skip
+    inputs = [
+        picker.run, picker.evaluator, ui.arch, ui.eval_steps, ui.n_per_class, ui.seed, ui.metrics, ui.arms,
+        ui.ratios, ui.bench_seeds, ui.bench_steps, ui.study_per_class, ui.study_seeds, ui.study_budget,
+    ]  # fmt: skip
+    start_job = handler(start, svc)
+    for button, kind, api in BUTTONS:
+        getattr(ui, button).click(_starter(start_job, kind), inputs, [ui.status, watching], api_name=api)
+    seen = gr.State(None)  # what the last poll showed, to skip redrawing unchanged outputs
+    timer.tick(
+        handler(poll, svc), [picker.run, watching, seen], [ui.status, ui.bar, ui.log, *result_outputs, seen],
+        api_name=False, show_progress="hidden",
     )  # fmt: skip
+    ui.refresh.click(shown, [picker.run], result_outputs, api_name="evaluation_results")
+    ui.samples.change(
+        handler(show_real, svc), [picker.run, ui.samples], [ui.real, ui.real_note], api_name=False
+    )
+    picker.run.change(shown, [picker.run], result_outputs, api_name=False)
+    api_kind, api_out = gr.Textbox(visible=False), gr.JSON(visible=False)
+    api_kind.submit(handler(job_state, svc), [picker.run, api_kind], [api_out], api_name="job_status")
 
 
 def build(studio, picker) -> None:
-    service = EvaluationService(studio.jobs, studio.workdir, studio.default_data)
-    bench_available = "augment-bench" in available_commands()
-    metric_names = list_metrics()
-
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=3, elem_classes="gs-card"):
-            gr.Markdown("### 1 · Evaluator")
-            gr.Markdown(
-                "A classifier trained on the run's real *train* split; every metric is measured in its features."
-            )
-            with gr.Row():
-                arch = gr.Dropdown(
-                    list(ARCHITECTURES), value=ARCHITECTURES[0], label="Architecture", elem_id="eval-arch"
-                )
-                eval_steps = gr.Number(
-                    value=1000, precision=0, minimum=1, label="Steps", elem_id="eval-train-steps"
-                )
-            train_btn = gr.Button("Train evaluator", elem_id="eval-train")
-            gr.Markdown("### 2 · Metrics")
-            with gr.Row():
-                n_per_class = gr.Number(
-                    value=50, precision=0, minimum=2, label="Generated per class", elem_id="eval-n"
-                )
-                seed = gr.Number(value=0, precision=0, label="First seed", elem_id="eval-seed")
-            metrics = gr.CheckboxGroup(
-                metric_names,
-                # inception_fid needs weights that cannot be downloaded; c2st trains two classifiers
-                value=[m for m in metric_names if m not in NOT_BY_DEFAULT],
-                label="Metrics",
-                info="c2st (can a fresh classifier tell samples from real photos?) trains two classifiers "
-                "from scratch, 300 steps each: about 5.5 minutes more at 64 px on a busy 2-core CPU.",
-                elem_id="eval-metrics",
-            )
-            run_btn = gr.Button("Run evaluation", variant="primary", elem_id="eval-run")
-            gr.Markdown("### 3 · Augmentation experiment")
-            gr.Markdown(
-                "Does synthetic data help? One classifier per arm, same budget, scored on real test images."
-            )
-            arms = gr.CheckboxGroup(
-                list(ARM_KINDS), value=["real", "real+syn"], label="Arms", elem_id="bench-arms"
-            )
-            with gr.Row():
-                ratios = gr.Textbox(value="0.5,1.0", label="Synthetic per real image", elem_id="bench-ratios")
-                bench_seeds = gr.Number(value=1, precision=0, minimum=1, label="Seeds", elem_id="bench-seeds")
-                bench_steps = gr.Number(
-                    value=300, precision=0, minimum=1, label="Steps", elem_id="bench-steps"
-                )
-            bench_btn = gr.Button(
-                "Run augmentation experiment"
-                if bench_available
-                else "Augmentation experiment (not in this version)",
-                interactive=bench_available,
-                elem_id="eval-bench",
-            )
-            gr.Markdown("### 4 · Study")
-            gr.Markdown(
-                "The full answer: every arm (real, classic, synthetic at +20-200%, filtered, and the levers) "
-                "trains until its validation accuracy stops improving, for several seeds; the report pairs "
-                "each arm with its baseline and gives a 95% interval and a verdict. Hours on a CPU: set a budget."
-            )
-            with gr.Row():
-                study_per_class = gr.Number(
-                    value=0,
-                    precision=0,
-                    minimum=0,
-                    label="Real images per class (0: all)",
-                    elem_id="study-per-class",
-                )
-                study_seeds = gr.Number(value=3, precision=0, minimum=1, label="Seeds", elem_id="study-seeds")
-                study_budget = gr.Number(
-                    value=2.0, minimum=0, label="Budget (hours, 0: none)", elem_id="study-budget"
-                )
-            study_btn = gr.Button("Run study", elem_id="eval-study")
-        with gr.Column(scale=7, elem_classes="gs-card"):
-            with gr.Row():
-                status = gr.Markdown("No job running.", elem_id="eval-status")
-                refresh_btn = gr.Button(
-                    "Show saved results", elem_id="eval-refresh", size="sm", scale=0, min_width=160
-                )
-            bar = gr.HTML(_bar(None, "idle"), elem_id="eval-progress")
-            with gr.Accordion("Log", open=False):
-                log = gr.Code(language=None, interactive=False, elem_id="eval-log")
-            (
-                report_path, overview, per_class, real, samples, real_note, pairs, report_file, bench_plot,
-                bench, study_plot, study_report,
-            ) = _results_tabs()  # fmt: skip
-    timer = gr.Timer(2.0)
-    watching = gr.State(None)  # per session: the job kind this session started last
-
-    @user_errors
-    def results(run_id):
-        if not run_id:
-            return (
-                [],
-                gr.update(value=[], headers=["class"]),
-                None,
-                None,
-                "",
-                None,
-                None,
-                "Pick a run at the top.",
-                "",
-                None,
-            )
-        entry = require_generator(studio, run_id)
-        folder = service.report_dir(entry)
-        metrics = read_metrics(folder)
-        if metrics is None and entry.metrics_path is not None:  # a package's or run's own metrics.json
-            folder, metrics = entry.metrics_path.parent, read_metrics(entry.metrics_path.parent)
-        bench_md, bench_fig = _bench_results(service.bench_dir(entry))
-        study_md, study_fig = _study_results(service.study_dir(entry))
-        if metrics is None:
-            message = "No evaluation yet: train an evaluator (1), then press **Run evaluation** (2)."
-            return (
-                [], gr.update(value=[], headers=["class"]), None, None, bench_md, bench_fig, None, message,
-                study_md, study_fig,
-            )  # fmt: skip
-        headers, rows = per_class_rows(metrics, list(entry.class_names))
-        report = folder / "report.md"
-        return (
-            overview_rows(metrics),
-            gr.update(value=rows, headers=headers),
-            str(folder / "samples.png") if (folder / "samples.png").is_file() else None,
-            str(folder / "memorization_pairs.png") if (folder / "memorization_pairs.png").is_file() else None,
-            bench_md,
-            bench_fig,
-            str(report) if report.is_file() else None,
-            f"Saved report: `{report}`"
-            if report.is_file()
-            else f"Saved metrics: `{folder / 'metrics.json'}`",
-            study_md,
-            study_fig,
-        )
-
-    result_outputs = [
-        overview, per_class, samples, pairs, bench, bench_plot, report_file, report_path, study_report, study_plot,
-    ]  # fmt: skip
-
-    @user_errors
-    def start(
-        kind, run_id, evaluator_id, arch_v, steps_v, n_v, seed_v, metric_v, arms_v, ratios_v, bseeds, bsteps,
-        study_n=0, study_s=3, study_h=0,
-    ):  # fmt: skip
-        entry = require_generator(studio, run_id)
-        if kind == "study":
-            job = service.study(
-                entry,
-                train_per_class=int(study_n or 0),
-                seeds=int(study_s or 3),
-                budget_hours=float(study_h or 0) or None,
-            )
-        elif kind == "train-evaluator":
-            job = service.train_evaluator(entry, steps=int(steps_v), arch=arch_v)
-        elif kind == "evaluate":
-            if not metric_v:
-                raise gr.Error("Tick at least one metric.")
-            evaluator = require_evaluator(studio, evaluator_id, entry)
-            job = service.evaluate(
-                entry, evaluator, n_per_class=int(n_v), seed=int(seed_v), metrics=list(metric_v)
-            )
-        else:
-            evaluator = (
-                require_evaluator(studio, evaluator_id, entry)
-                if "real+syn_filtered" in (arms_v or [])
-                else None
-            )
-            job = service.augment_bench(
-                entry,
-                evaluator,
-                arms=list(arms_v or []),
-                ratios=ratios_v,
-                seeds=int(bseeds),
-                steps=int(bsteps),
-            )
-        gr.Info(f"{kind} started for '{entry.id}' (process {job.pid}).")
-        return f"**running** · {kind}", kind
-
-    inputs = [
-        picker.run,
-        picker.evaluator,
-        arch,
-        eval_steps,
-        n_per_class,
-        seed,
-        metrics,
-        arms,
-        ratios,
-        bench_seeds,
-        bench_steps,
-        study_per_class,
-        study_seeds,
-        study_budget,
-    ]
-    for button, kind, api in (
-        (train_btn, "train-evaluator", "train_evaluator"),
-        (run_btn, "evaluate", "evaluate"),
-        (bench_btn, "augment-bench", "augment_bench"),
-        (study_btn, "study", "study"),
-    ):
-        button.click(lambda *args, k=kind: start(k, *args), inputs, [status, watching], api_name=api)
-
-    @user_errors
-    def poll(run_id, kind, last):
-        unchanged = (gr.skip(),) * (3 + len(result_outputs)) + (last,)
-        if not run_id or not kind:
-            return unchanged
-        entry = require_generator(studio, run_id)
-        state = job_status(service.job(kind, entry))
-        signature = (run_id, kind, state.state, state.fraction, state.log_tail[-300:])
-        if signature == last:
-            return unchanged
-        summary = f"{kind}: {state.summary()}"
-        if state.state == "failed":
-            errors = [line for line in state.log_tail.splitlines() if line.startswith("error:")]
-            summary += "\n\n" + (errors[-1] if errors else "See the log for what went wrong.")
-        finished = state.state == "finished" and (last is None or last[2] != "finished")
-        fresh = results(run_id) if finished else (gr.skip(),) * len(result_outputs)
-        if finished and kind == "train-evaluator":
-            gr.Info("The evaluator is ready: pick it at the top of the page (↻ Refresh lists it).")
-        return (summary, _bar(state.fraction, state.state), state.log_tail, *fresh, signature)
-
-    seen = gr.State(None)  # what the last poll showed, to skip redrawing unchanged outputs
-    timer.tick(
-        poll,
-        [picker.run, watching, seen],
-        [status, bar, log, *result_outputs, seen],
-        api_name=False,
-        show_progress="hidden",
-    )
-    refresh_btn.click(results, [picker.run], result_outputs, api_name="evaluation_results")
-
-    @user_errors
-    def show_real(run_id, samples_shown):
-        """Real train images beside the samples, whenever samples are shown."""
-        if not run_id or not samples_shown:
-            return None, ""
-        entry = require_generator(studio, run_id)
-        return real_grid(studio.real_data, entry, studio.path("real"))
-
-    samples.change(show_real, [picker.run, samples], [real, real_note], api_name=False)
-    picker.run.change(results, [picker.run], result_outputs, api_name=False)
-
-    @user_errors
-    def job_state(run_id, kind):
-        """API: the state of this run's job of ``kind`` (train-evaluator, evaluate, augment-bench)."""
-        if kind not in JOB_KINDS:
-            raise gr.Error(f"Unknown job kind '{kind}'; use one of {', '.join(JOB_KINDS)}.")
-        state = job_status(service.job(kind, require_generator(studio, run_id)))
-        return {
-            "state": state.state,
-            "fraction": state.fraction,
-            "description": state.description,
-            "log": state.log_tail,
-        }
-
-    api_kind, api_out = gr.Textbox(visible=False), gr.JSON(visible=False)
-    api_kind.submit(job_state, [picker.run, api_kind], [api_out], api_name="job_status")
+    _wire(EvalServices.of(studio), _layout(), picker)
