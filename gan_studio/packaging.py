@@ -28,10 +28,11 @@ from gan_studio.models import Generator
 from gan_studio.sampling import generate, load_generator
 from gan_studio.side_by_side import PER_SIDE, REAL_VS_GENERATED, save_real_vs_generated, train_examples
 from gan_studio.training import checkpoint as ckpt
+from gan_studio.training.run_folder import PACKAGED_FILES, RUN_FILE, RunFolder
 from gan_studio.utils.images import save_image_grid
 
 PACKAGE_KIND = "gan-studio-package"
-RUN_FILES = ("run.json", "split.json", "train_files.json", "data_report.json")
+RUN_FILES = PACKAGED_FILES
 
 
 def package_run(
@@ -49,7 +50,7 @@ def package_run(
     G, info = load_generator(run_dir, device="cpu")
     latest = ckpt.latest_checkpoint(run_dir)
     meta = ckpt.load_checkpoint_meta(latest) if latest else {}
-    run = ckpt.read_json(run_dir / "run.json") if (run_dir / "run.json").is_file() else {}
+    run = ckpt.read_json(RunFolder(run_dir).run_path) if RunFolder(run_dir).run_path.is_file() else {}
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".tmp-{out_dir.name}-"))
     try:
@@ -103,7 +104,7 @@ def package_run(
         }
         ckpt.write_json_atomic(tmp / "package.json", summary)
         placeholders = _placeholders(run, run_dir, evaluator_dir)
-        for file in ("run.json", "package.json", "metrics.json", "report.md"):
+        for file in (RUN_FILE, "package.json", "metrics.json", "report.md"):
             if (tmp / file).is_file():
                 text = (tmp / file).read_text(encoding="utf-8")
                 (tmp / file).write_text(_with_placeholders(text, placeholders), encoding="utf-8")
@@ -256,7 +257,7 @@ def _portable(command: str | None, run_dir: Path) -> str | None:
 
 def _evaluator_summary(evaluator_dir: str | Path) -> dict:
     """What the model card says about the evaluator: architecture, budget and real test accuracy."""
-    from gan_studio.evaluation.classifier import read_training_info
+    from gan_studio.models.classifier import read_training_info
 
     training = read_training_info(evaluator_dir) or {}
     split = training.get("split") or {}

@@ -31,6 +31,7 @@ import torch
 
 from gan_studio.device import pick_device
 from gan_studio.training import checkpoint as ckpt
+from gan_studio.training.run_folder import RUN_FILE, RunFolder
 
 GENERATOR = "generator"
 EVALUATOR = "evaluator"
@@ -63,8 +64,8 @@ class ModelEntry:
     @property
     def split_path(self) -> Path | None:
         for folder in (self.run_dir, self.path):
-            if folder is not None and (Path(folder) / "split.json").is_file():
-                return Path(folder) / "split.json"
+            if folder is not None and RunFolder(folder).split_path.is_file():
+                return RunFolder(folder).split_path
         return None
 
     @property
@@ -164,12 +165,12 @@ def _evaluator_entry(folder: Path, name: str, run_dir: Path | None, source: str)
 
 
 def _run_entries(run_dir: Path, name: str) -> list[ModelEntry]:
-    run = _read_json(run_dir / "run.json")
+    run = _read_json(RunFolder(run_dir).run_path)
     if not run or not run.get("class_names"):
         return []
     latest = ckpt.latest_checkpoint(run_dir)
     step = int(latest.name.split("_")[1]) if latest is not None else 0
-    status = _read_json(run_dir / "status.json") or {}
+    status = _read_json(RunFolder(run_dir).status_path) or {}
     metrics, metrics_path = _metrics_of(run_dir)
     config = run.get("config", {})
     entries = [
@@ -197,7 +198,7 @@ def _package_entries(package: Path, name: str) -> list[ModelEntry]:
     if not config or "z_dim" not in config:
         return []
     summary = _read_json(package / "package.json") or {}
-    run = _read_json(package / "run.json") or {}
+    run = _read_json(RunFolder(package).run_path) or {}
     metrics, metrics_path = _metrics_of(package)
     entries = [
         ModelEntry(
@@ -282,7 +283,7 @@ def discover(roots: Iterable[str | os.PathLike]) -> list[ModelEntry]:
 
 
 def _looks_like_model(folder: Path) -> bool:
-    return any((folder / name).exists() for name in ("run.json", "generator", "config.json"))
+    return any((folder / name).exists() for name in (RUN_FILE, "generator", "config.json"))
 
 
 class ModelRegistry:
@@ -379,7 +380,7 @@ class ModelRegistry:
             return LoadedModel(
                 model, replace(entry, step=max(entry.step, info.step)), info, _model_bytes(model)
             )
-        from gan_studio.evaluation.classifier import load_evaluator
+        from gan_studio.models.classifier import load_evaluator
 
         model = load_evaluator(entry.path, device=self.device)
         model.requires_grad_(False)

@@ -21,6 +21,7 @@ from gan_studio.data import DatasetError, LabeledImages, resolve_dataset_source
 from gan_studio.data.folder import _unwrap_single_folder, fit_square, load_image
 from gan_studio.models import Generator
 from gan_studio.sampling import generate
+from gan_studio.training.run_folder import SPLIT_FILE, TRAIN_FILES_FILE, RunFolder
 from gan_studio.utils.images import GridLayout, grid_layout, make_grid, save_png_atomic
 
 REAL_VS_GENERATED = "real_vs_generated.png"
@@ -42,7 +43,7 @@ def first_per_class(data: LabeledImages, k: int, classes: Sequence[int] | None =
 def train_files(folder: str | Path) -> list[str]:
     """The training images (paths relative to the dataset) a run or package records."""
     folder = Path(folder)
-    for name, key in (("train_files.json", None), ("split.json", "train")):
+    for name, key in ((TRAIN_FILES_FILE, None), (SPLIT_FILE, "train")):
         path = folder / name
         if path.is_file():
             doc = json.loads(path.read_text(encoding="utf-8"))
@@ -71,7 +72,7 @@ def train_examples(
     """The first ``k`` train images of each class of the run or package in ``folder``, read from its
     dataset (``data`` overrides the one run.json names) and fitted as training fitted them."""
     folder = Path(folder)
-    run_json = folder / "run.json"
+    run_json = RunFolder(folder).run_path
     run = json.loads(run_json.read_text(encoding="utf-8")) if run_json.is_file() else {}
     fit = (run.get("data") or {}).get("fit", "center-crop")
     files = sorted(train_files(folder))

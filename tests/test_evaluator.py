@@ -25,7 +25,7 @@ CLASSES = {"Blue": (40, 40, 220), "Green": (40, 220, 40), "Red": (220, 40, 40)} 
 PER_CLASS = 12
 COMMON = ["--device", "cpu", "--no-progress"]
 train_module = importlib.import_module(
-    "gan_studio.evaluation.train_classifier"
+    "gan_studio.models.classifier_fit"
 )  # the package re-exports its function
 
 

@@ -29,7 +29,7 @@ from gan_studio.app.export import ExportResult, export_dataset, generated_items,
 from gan_studio.app.postprocess import FilterSpec, apply_chain, describe
 from gan_studio.metrics.memorization import NEAR_COPY_THRESHOLD, copy_ratios
 from gan_studio.sampling import generate, safe_name
-from gan_studio.training.checkpoint import write_json_atomic
+from gan_studio.utils.atomic import write_json_atomic
 from gan_studio.utils.images import save_png_atomic, to_pil
 
 STATE_FILE = "state.json"

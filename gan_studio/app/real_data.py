@@ -23,6 +23,7 @@ from gan_studio.metrics.report import SAMPLES_PER_CLASS_IN_GRID
 from gan_studio.registry import LoadedModel, ModelEntry
 from gan_studio.sampling import safe_name
 from gan_studio.side_by_side import first_per_class
+from gan_studio.training.run_folder import RunFolder
 from gan_studio.utils.images import save_image_grid, save_png_atomic, to_pil
 
 _MAX_CACHED = 4
@@ -62,7 +63,7 @@ def dataset_of(entry: ModelEntry, fallback: str | None = None) -> tuple[str, str
     """(dataset source, fit mode) a generator was trained on, from its run.json or its evaluator's record."""
     folders = [f for f in (entry.run_dir, entry.path) if f is not None]
     for folder in folders:
-        data = _read(Path(folder) / "run.json").get("data") or {}
+        data = _read(RunFolder(folder).run_path).get("data") or {}
         if data.get("source") == "demo":  # the built-in data: this machine's cache, wherever it is
             return "demo", data.get("fit", "center-crop")
         for key in ("root", "source"):

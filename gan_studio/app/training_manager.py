@@ -8,7 +8,6 @@ whatever the app shows is exactly what the CLI would have produced.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -23,6 +22,7 @@ from gan_studio.data import DatasetError, ValidationReport, resolve_dataset_sour
 from gan_studio.training import checkpoint as ckpt
 from gan_studio.training import run_files, run_lock
 from gan_studio.training.config import TrainConfig, config_problems
+from gan_studio.training.run_folder import RunFolder
 
 DEMO = "demo"
 RESOLUTIONS = (32, 64, 128, 256, 512, 1024)
@@ -207,18 +207,7 @@ def validate_dataset(
 
 
 def read_log(run_dir: Path) -> list[dict]:
-    records = []
-    path = Path(run_dir) / "log.jsonl"
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return records
-    for line in lines:
-        try:
-            records.append(json.loads(line))
-        except ValueError:
-            continue  # a line being written right now
-    return records
+    return RunFolder(run_dir).log_records()
 
 
 def list_run_checkpoints(run_dir: Path) -> list[dict]:
@@ -243,7 +232,7 @@ def trainer_pid(run_dir: Path) -> int | None:
         pid = holder.pid
     else:
         try:
-            status = ckpt.read_json(Path(run_dir) / "status.json")
+            status = RunFolder(run_dir).read_status()
         except ckpt.CheckpointError:
             return None
         pid = status.get("pid")
@@ -292,7 +281,7 @@ class TrainingManager:
         """Continue a run from its latest checkpoint up to ``steps`` total steps."""
         run_dir = Path(run_dir)
         run_lock.refuse_if_held(run_dir)  # its trainer still runs (started before the app restarted?)
-        run = ckpt.read_json(run_dir / "run.json")
+        run = RunFolder(run_dir).read_run()
         if ckpt.latest_checkpoint(run_dir) is None:
             raise ckpt.CheckpointError(
                 f"Run '{run_dir.name}' has no checkpoint to resume from; start a new run."
@@ -338,8 +327,7 @@ class TrainingManager:
         with open(log, "a", encoding="utf-8") as f:
             f.write(f"\n$ {' '.join(map(str, argv[1:]))}\n")
         # status.json is the trainer's; until it writes one, the UI reads 'starting' from here.
-        ckpt.write_json_atomic(
-            run_dir / "status.json",
+        RunFolder(run_dir).write_status(
             {
                 "state": "starting",
                 "step": self._latest_step(run_dir),
@@ -392,7 +380,7 @@ class TrainingManager:
             run_files.mark_interrupted(run_dir)
         status = {}
         try:
-            status = ckpt.read_json(run_dir / "status.json")
+            status = RunFolder(run_dir).read_status()
         except ckpt.CheckpointError:
             pass
         state = status.get("state", "idle")
@@ -410,7 +398,7 @@ class TrainingManager:
             job is None and state in {"starting", "running"} and time.time() - status.get("updated", 0) > 600
         ):
             state = "stale"  # held by a process on another host, and silent for 10 minutes
-        samples = run_dir / "samples"
+        samples = RunFolder(run_dir).samples_dir
         return RunProgress(
             run_dir=run_dir,
             state=state,

@@ -10,20 +10,21 @@ import json
 from pathlib import Path
 
 from gan_studio.data import DatasetError, few_shot_paths
+from gan_studio.training.run_folder import RunFolder
 
 
 def read_run(run_dir: Path | None) -> dict:
     """The run's run.json; {} for a checkpoint without a run folder (a bare or downloaded generator)."""
-    if run_dir is None or not (run_dir / "run.json").is_file():
+    if run_dir is None or not RunFolder(run_dir).run_path.is_file():
         return {}
-    return json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    return json.loads(RunFolder(run_dir).run_path.read_text(encoding="utf-8"))
 
 
 def gan_train_files(
     run_dir: Path | None, run: dict, train_records: list, train_paths: set[str]
 ) -> set[str] | None:
     """The exact real images the GAN trained on: train_files.json, else rebuilt from run.json, else None."""
-    listing = run_dir / "train_files.json" if run_dir else None
+    listing = RunFolder(run_dir).train_files_path if run_dir else None
     if listing is not None and listing.is_file():
         files = json.loads(listing.read_text(encoding="utf-8"))
         if not isinstance(files, list) or not all(isinstance(f, str) for f in files):

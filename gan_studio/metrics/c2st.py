@@ -120,7 +120,7 @@ def two_sample_test(
 ) -> dict:
     """Train a fresh classifier on half of ``a`` (label 0) and half of ``b`` (label 1), balanced per class;
     score it on the other halves. Accuracies are None (with a ``reason``) when a half would be empty."""
-    from gan_studio.evaluation.train_classifier import train_classifier
+    from gan_studio.models.classifier_fit import train_classifier
 
     train_a, held_a, train_b, held_b = balanced_halves(
         a.labels, b.labels, len(class_names), settings["seed"], settings["max_per_class"]

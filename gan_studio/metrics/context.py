@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from gan_studio.evaluation.classifier import EvaluatorClassifier
+from gan_studio.models.classifier import EvaluatorClassifier
 
 
 @dataclass

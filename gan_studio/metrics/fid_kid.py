@@ -20,9 +20,9 @@ from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from gan_studio.evaluation.classifier import EvaluatorClassifier
 from gan_studio.metrics.context import MetricContext
 from gan_studio.metrics.registry import register_metric
+from gan_studio.models.classifier import EvaluatorClassifier
 
 KID_MAX_SUBSET_SIZE = 1000  # the usual value for 50k-image sets; small sets cap it at their size
 KID_SUBSETS = 100

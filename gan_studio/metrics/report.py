@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from gan_studio.metrics.context import MetricContext
-from gan_studio.training.checkpoint import write_json_atomic, write_text_atomic
+from gan_studio.utils.atomic import write_json_atomic, write_text_atomic
 from gan_studio.utils.images import save_image_grid
 
 SAMPLES_PER_CLASS_IN_GRID = 8

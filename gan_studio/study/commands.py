@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from gan_studio.evaluation.classifier import ARCHITECTURES
+from gan_studio.models.classifier import ARCHITECTURES
 from gan_studio.study.arms import DEFAULT_RATIOS
 from gan_studio.study.fit import ConvergenceRule
 from gan_studio.study.synthetic import FilterRule

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from gan_studio.device import autocast, pick_device, resolve_precision
-from gan_studio.evaluation.classifier import EvaluatorClassifier
-from gan_studio.evaluation.train_classifier import AUGMENTATIONS, BatchSampler, classic_augmentation
+from gan_studio.models.classifier import EvaluatorClassifier
+from gan_studio.models.classifier_fit import AUGMENTATIONS, BatchSampler, classic_augmentation
 
 
 @dataclass

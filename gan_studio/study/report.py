@@ -17,7 +17,7 @@ from gan_studio.evaluation.plots import write_plot_png
 from gan_studio.study.arms import ArmSpec
 from gan_studio.study.realism import realism_markdown
 from gan_studio.study.stats import mean_std, paired_difference
-from gan_studio.training.checkpoint import write_text_atomic
+from gan_studio.utils.atomic import write_text_atomic
 
 REPORT_MD, RESULTS_CSV, PLOT_HTML, PLOT_PNG = (
     "report.md",

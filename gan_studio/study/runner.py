@@ -37,14 +37,15 @@ from gan_studio.data import (
     save_split,
 )
 from gan_studio.device import pick_device, resolve_precision
-from gan_studio.evaluation.classifier import ARCHITECTURES, load_evaluator, save_evaluator
 from gan_studio.evaluation.run_record import gan_train_files
-from gan_studio.evaluation.train_classifier import evaluate_classifier
+from gan_studio.models.classifier import ARCHITECTURES, load_evaluator, save_evaluator
+from gan_studio.models.classifier_fit import evaluate_classifier
 from gan_studio.study.arms import DEFAULT_RATIOS, ArmSpec, default_arms, plan_arms, select_arms
 from gan_studio.study.fit import ConvergenceRule, FitResult, TrainingMix, fit_to_convergence
 from gan_studio.study.realism import realism_check
 from gan_studio.study.synthetic import FilterRule, NoveltyScorer, SyntheticPool
 from gan_studio.training.checkpoint import read_json, write_json_atomic
+from gan_studio.training.run_folder import RunFolder
 
 RESULTS_VERSION = 1
 SEED_STRIDE = 1_000_000  # study seed s draws latent seeds (s + 1) * SEED_STRIDE + class * 100_000 + i
@@ -136,8 +137,8 @@ class Study:
         if self.config.ckpt:
             _, info = sampling.load_generator(self.config.ckpt, device="cpu")
             run = (
-                read_json(info.run_dir / "run.json")
-                if info.run_dir and (info.run_dir / "run.json").is_file()
+                read_json(RunFolder(info.run_dir).run_path)
+                if info.run_dir and RunFolder(info.run_dir).run_path.is_file()
                 else {}
             )
             return info.resolution, run.get("config", {}).get("fit", "center-crop"), run
@@ -235,9 +236,11 @@ class Study:
     def _folds_from_run(self, data, run: dict) -> tuple[Split, set[str], list[str]]:
         cfg = self.config
         _, info = sampling.load_generator(cfg.ckpt, device="cpu")
-        split_file = Path(cfg.split) if cfg.split else (info.run_dir / "split.json" if info.run_dir else None)
-        if split_file is None and (Path(cfg.ckpt) / "split.json").is_file():
-            split_file = Path(cfg.ckpt) / "split.json"  # a package keeps its run's split
+        split_file = (
+            Path(cfg.split) if cfg.split else (RunFolder(info.run_dir).split_path if info.run_dir else None)
+        )
+        if split_file is None and RunFolder(cfg.ckpt).split_path.is_file():
+            split_file = RunFolder(cfg.ckpt).split_path  # a package keeps its run's split
         if split_file is None or not split_file.is_file():
             raise FileNotFoundError(
                 f"No split.json for '{cfg.ckpt}': pass the split the GAN was trained with (--split RUN/split.json)."
@@ -247,7 +250,7 @@ class Study:
         train_records = [data.records[i] for i in train_idx]
         train_paths = {r.path for r in train_records}
         run_dir = info.run_dir
-        if run_dir is None and (Path(cfg.ckpt) / "train_files.json").is_file():
+        if run_dir is None and RunFolder(cfg.ckpt).train_files_path.is_file():
             run_dir = Path(cfg.ckpt)  # a package: its train_files.json lists the GAN's images
         gan_files = gan_train_files(run_dir, run, train_records, train_paths)
         notes = []
@@ -305,7 +308,7 @@ class Study:
         run_recipe(load_recipe(cfg.recipe), overrides=overrides, progress=self.progress)
         self.timings["gan_s"] = time.perf_counter() - t0
         G, info = sampling.load_generator(gan_dir, device=self.device)
-        run = read_json(gan_dir / "run.json")
+        run = read_json(RunFolder(gan_dir).run_path)
         if int(info.step) < int(run["config"]["steps"]):
             raise RuntimeError(
                 f"The GAN in '{gan_dir}' stopped at step {info.step} of {run['config']['steps']}; "

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from gan_studio.evaluation.classifier import EvaluatorClassifier
 from gan_studio.metrics.memorization import class_spacings, typical_spacing
 from gan_studio.metrics.prdc import pairwise_distances
+from gan_studio.models.classifier import EvaluatorClassifier
 
 FILTERS = ("none", "confidence", "confidence+novelty")
 

@@ -1,4 +1,4 @@
-"""Run-directory layout and atomic, pickle-free checkpoints.
+"""Checkpoint layout and atomic, pickle-free checkpoints (the run folder's other files: gan_studio.training.run_folder).
 
 A run directory looks like::
 
@@ -41,6 +41,8 @@ from typing import Any
 
 import torch
 
+from gan_studio.utils.atomic import write_json_atomic, write_text_atomic
+
 FORMAT_VERSION = 1
 CHECKPOINT_DIR = "checkpoints"
 LATEST_FILE = "latest"
@@ -50,22 +52,6 @@ MODEL_FOLDERS = ("generator", "generator_ema", "discriminator")
 
 class CheckpointError(ValueError):
     """A run or checkpoint folder is missing, incomplete, or from an unknown format."""
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def read_json(path: Path) -> Any:

@@ -14,7 +14,6 @@ draws its own batches and DDP averages gradients, so every rank holds identical 
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -36,6 +35,7 @@ from gan_studio.training.config import TrainConfig
 from gan_studio.training.networks import build_networks, load_initial_generator
 from gan_studio.training.new_run import write_new_run_files
 from gan_studio.training.progress import LogWindow, bar_summary, write_status
+from gan_studio.training.run_folder import SPLIT_FILE, RunFolder
 from gan_studio.training.samples import grid_latents, save_generated_grid, save_reconstructions
 from gan_studio.training.stop_signals import stop_requests
 from gan_studio.training.train_data import check_class_groups, draw_batch_indices, load_train_set, real_batch
@@ -125,7 +125,7 @@ class Trainer:
 
     # ----------------------------------------------------------------------------- set-up
     def _config_for_resume(self, cli_config: TrainConfig, phase_options: dict) -> TrainConfig:
-        run_json = self.run_dir / "run.json"
+        run_json = RunFolder(self.run_dir).run_path
         if not run_json.is_file() or ckpt.latest_checkpoint(self.run_dir) is None:
             raise ckpt.CheckpointError(
                 f"Cannot resume: '{self.run_dir}' has no checkpoint yet. Start it without --resume "
@@ -145,13 +145,13 @@ class Trainer:
     def _record_phase(self) -> None:
         """A resume that changed a phase option: save the new config and when it took effect, so
         the run (and a model card made from it) says exactly how it was trained."""
-        run_json = self.run_dir / "run.json"
-        info = ckpt.read_json(run_json)
+        run = RunFolder(self.run_dir)
+        info = run.read_run()
         info["config"] = self.config.to_dict()
         info.setdefault("phases", []).append(
             {"from_step": self.step, "changes": dict(self.phase_changes), "command": self.command}
         )
-        ckpt.write_json_atomic(run_json, info)
+        run.write_run(info)
 
     def _load_data(self) -> None:
         cfg = self.config
@@ -320,7 +320,7 @@ class Trainer:
         """The EMA generator's per-class grid and D's reconstructions, under ``samples/``."""
         if not self.is_main:
             return None
-        out = self.run_dir / "samples"
+        out = RunFolder(self.run_dir).samples_dir
         out.mkdir(parents=True, exist_ok=True)
         where = {"device": self.device, "precision": self.precision}
         G = self.G_ema.eval()
@@ -365,7 +365,7 @@ class Trainer:
                 },
                 training_state=state,
                 meta=meta,
-                extra_files={"split.json": self.run_dir / "split.json"},
+                extra_files={SPLIT_FILE: RunFolder(self.run_dir).split_path},
                 keep=self.config.keep_checkpoints,
             )
         self.accelerator.wait_for_everyone()
@@ -373,8 +373,7 @@ class Trainer:
 
     def _log(self, record: dict) -> None:
         if self.is_main:
-            with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
+            RunFolder(self.run_dir).append_log(record)
 
     def _request_stop(self) -> None:
         self.stop_requested = True

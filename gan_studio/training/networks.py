@@ -30,7 +30,7 @@ def build_networks(config, class_names: list[str]) -> tuple[Generator, Discrimin
 
 def load_initial_generator(G: Generator, source: str) -> None:
     """Copy a saved generator's weights into G (before the EMA copy is made): fine-tuning."""
-    from gan_studio.sampling import load_generator
+    from gan_studio.training.generator_loading import load_generator
 
     G_init, _ = load_generator(source, device="cpu")
     differ = [

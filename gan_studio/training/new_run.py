@@ -8,6 +8,7 @@ from pathlib import Path
 
 from gan_studio.data import save_split
 from gan_studio.training import checkpoint as ckpt
+from gan_studio.training.run_folder import RunFolder
 from gan_studio.training.train_data import TrainSet
 
 
@@ -15,12 +16,12 @@ def write_new_run_files(
     run_dir: Path, config, train_set: TrainSet, *, command: str | None, hardware: dict
 ) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_split(train_set.split, run_dir / "split.json")
-    ckpt.write_json_atomic(run_dir / "data_report.json", train_set.report.to_dict())
+    run = RunFolder(run_dir)
+    save_split(train_set.split, run.split_path)
+    ckpt.write_json_atomic(run.data_report_path, train_set.report.to_dict())
     # The exact real images this run trains on (the whole train split, or its few-shot subset).
-    ckpt.write_json_atomic(run_dir / "train_files.json", [r.path for r in train_set.data.records])
-    ckpt.write_json_atomic(
-        run_dir / "run.json",
+    run.write_train_files([r.path for r in train_set.data.records])
+    run.write_run(
         {
             "format_version": ckpt.FORMAT_VERSION,
             "kind": "gan-studio-run",
@@ -41,4 +42,4 @@ def write_new_run_files(
             "hardware": hardware,
         },
     )
-    (run_dir / "log.jsonl").write_text("")
+    run.start_log()

@@ -20,13 +20,14 @@ from gan_studio.training import run_files, run_lock
 from gan_studio.training.config import TrainConfig
 from gan_studio.training.options import command_line, option_args
 from gan_studio.training.recipes import GUIDE_FOLDER, Recipe, RecipePlan, own_guide_path
+from gan_studio.training.run_folder import SPLIT_FILE, RunFolder
 
 # Options whose value on a resume comes from the run itself, whatever the command says.
 _FROM_RUN = ("data", "split_file", "init_generator", "extra")
 
 
 def _saved_recipe_overrides(run_dir: Path, recipe: Recipe) -> dict[str, Any]:
-    run_json = run_dir / "run.json"
+    run_json = RunFolder(run_dir).run_path
     if not run_json.is_file():
         return {}
     saved = ckpt.read_json(run_json).get("recipe") or {}
@@ -59,19 +60,19 @@ def _check_resume(plan: RecipePlan, run_dir: Path, explicit: dict[str, Any]) -> 
 def train_own_guide(plan: RecipePlan, *, progress: bool = True) -> Path:
     """Train the run's own guide (the recipe's [guide]) with train-evaluator on the run's train split
     (RUN/split.json; with train_per_class, exactly the run's train_files.json), into RUN/guide."""
-    from gan_studio.cli import build_parser
     from gan_studio.data import load_split, save_split
+    from gan_studio.training.evaluator import train_evaluator_parser
 
     run_dir = plan.run_dir
     g = plan.recipe.guide
-    cfg = TrainConfig.from_dict(ckpt.read_json(run_dir / "run.json")["config"])
+    cfg = TrainConfig.from_dict(RunFolder(run_dir).config_values())
     target = run_dir / GUIDE_FOLDER
     with tempfile.TemporaryDirectory(prefix=".guide-", dir=run_dir) as tmp:
-        split = run_dir / "split.json"
+        split = RunFolder(run_dir).split_path
         if cfg.train_per_class > 0:
             # The GAN's own few-shot subset (its seed), not one drawn with the guide's seed.
-            files = sorted(ckpt.read_json(run_dir / "train_files.json"))
-            split_path = Path(tmp) / "split.json"
+            files = sorted(RunFolder(run_dir).read_train_files())
+            split_path = Path(tmp) / SPLIT_FILE
             save_split(dataclasses.replace(load_split(split), train=files), split_path)
             split = split_path
         argv = ["train-evaluator", "--data", cfg.data, "--split", str(split), "--arch", g.arch,
@@ -83,7 +84,7 @@ def train_own_guide(plan: RecipePlan, *, progress: bool = True) -> Path:
         if not progress:
             argv.append("--no-progress")
         print(f"training the run's own guide: python -m gan_studio {shlex.join(argv)}", flush=True)
-        args = build_parser().parse_args(argv)
+        args = train_evaluator_parser().parse_args(argv)
         args.func(args)
         if target.exists():  # an unfinished earlier attempt
             shutil.rmtree(target)
@@ -158,7 +159,7 @@ def _run_segments(
             train_own_guide(plan, progress=progress)
         segment = dataclasses.replace(plan.config, **options, steps=end)
         if resume:
-            saved = TrainConfig.from_dict(ckpt.read_json(run_dir / "run.json")["config"])
+            saved = TrainConfig.from_dict(RunFolder(run_dir).config_values())
             changes = {n: v for n, v in options.items() if getattr(saved, n) != v}
             trainer = Trainer(
                 segment,
@@ -186,7 +187,7 @@ def _run_segments(
 
 def _record_recipe(run_dir: Path, recipe: Recipe, plan: RecipePlan, command: str | None) -> None:
     """run.json's "recipe": which recipe, with which overrides (a later call continues with them)."""
-    info = ckpt.read_json(run_dir / "run.json")
+    info = RunFolder(run_dir).read_run()
     overrides = {k: v for k, v in plan.overrides.items() if k != "out"}
     info["recipe"] = {
         "name": recipe.name,
@@ -196,7 +197,7 @@ def _record_recipe(run_dir: Path, recipe: Recipe, plan: RecipePlan, command: str
         or "python -m gan_studio "
         + shlex.join(["train", "--recipe", recipe.name, "--out", str(run_dir), *option_args(overrides)]),
     }
-    ckpt.write_json_atomic(run_dir / "run.json", info)
+    RunFolder(run_dir).write_run(info)
 
 
 __all__ = ["own_guide_path", "run_plan", "train_own_guide"]

@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from gan_studio.training import checkpoint as ckpt
+from gan_studio.training.run_folder import RunFolder
 
 
 class LogWindow:
@@ -68,8 +68,7 @@ def write_status(
     **extra,
 ) -> None:
     """status.json: the run's state ("running", "finished", "stopped", "failed") and where it is."""
-    ckpt.write_json_atomic(
-        run_dir / "status.json",
+    RunFolder(run_dir).write_status(
         {
             "state": state,
             "step": step,

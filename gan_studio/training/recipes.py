@@ -239,7 +239,7 @@ def parse_recipe(data: dict, path: Path) -> Recipe:
                         "seed": int, "augment": str}[key]  # fmt: skip
             if isinstance(value, bool) or not isinstance(value, expected):
                 raise fail(f"[guide] {key} = {value!r} has the wrong type")
-        from gan_studio.evaluation.classifier import ARCHITECTURES
+        from gan_studio.models.classifier import ARCHITECTURES
 
         if table.get("arch", GuideRecipe.arch) not in ARCHITECTURES:
             raise fail(f"[guide] arch must be one of {', '.join(ARCHITECTURES)}")

@@ -19,9 +19,8 @@ from pathlib import Path
 from gan_studio.training import checkpoint as ckpt
 from gan_studio.training import run_lock
 from gan_studio.training.config import TrainConfig, config_problems
+from gan_studio.training.run_folder import LOG_FILE, STATUS_FILE, RunFolder
 
-STATUS_FILE = "status.json"
-LOG_FILE = "log.jsonl"
 # How long a "starting" status (written by the app before its trainer runs) may go without a lock
 # holder before it counts as interrupted: a trainer takes the lock within seconds of starting.
 STARTING_GRACE_S = 180.0
@@ -30,7 +29,7 @@ STARTING_GRACE_S = 180.0
 def saved_config(run_dir: Path) -> TrainConfig:
     """run.json's configuration, each value checked against its declared type and range before
     anything is built from it (a width of 10^6 would ask for half a terabyte)."""
-    path = Path(run_dir) / "run.json"
+    path = RunFolder(run_dir).run_path
     info = ckpt.read_json(path)
     values = info.get("config") if isinstance(info, dict) else None
     if not isinstance(values, dict):

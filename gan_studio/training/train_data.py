@@ -11,6 +11,7 @@ import torch
 from gan_studio.data import few_shot_paths, load_labeled_images, load_split, make_split
 from gan_studio.data.folder import LabeledImages
 from gan_studio.data.split import Split
+from gan_studio.training.run_folder import RunFolder
 
 
 @dataclass
@@ -33,7 +34,7 @@ def load_train_set(config, root: Path, run_dir: Path, *, progress: bool) -> Trai
         min_per_class=config.min_per_class,
         progress=progress,
     )
-    split_path = run_dir / "split.json"
+    split_path = RunFolder(run_dir).split_path
     if split_path.is_file():
         split = load_split(split_path)
     elif config.split_file:

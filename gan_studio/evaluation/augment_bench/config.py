@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gan_studio.evaluation.augment_bench.arms import DEFAULT_RATIOS
-from gan_studio.evaluation.classifier import ARCHITECTURES
+from gan_studio.models.classifier import ARCHITECTURES
 
 
 @dataclass

@@ -16,6 +16,7 @@ from gan_studio import sampling
 from gan_studio.data import DatasetError, LabeledImages, few_shot_paths, load_labeled_images, load_split
 from gan_studio.evaluation.augment_bench.config import AugmentBenchConfig
 from gan_studio.evaluation.run_record import gan_train_files, read_run
+from gan_studio.training.run_folder import RunFolder
 
 
 @dataclass
@@ -105,7 +106,7 @@ def _split_file(config: AugmentBenchConfig, info: sampling.GeneratorInfo) -> Pat
     """--split, else the run's split.json: the arms must be scored on images the GAN never trained on."""
     split_path = Path(config.split) if config.split else None
     if split_path is None and info.run_dir is not None:
-        split_path = info.run_dir / "split.json"
+        split_path = RunFolder(info.run_dir).split_path
     if split_path is None or not split_path.is_file():
         raise FileNotFoundError(
             f"No split.json for '{config.ckpt}'. Pass the split the GAN was trained with: --split RUN_DIR/split.json"

@@ -8,7 +8,7 @@ import numpy as np
 
 from gan_studio.evaluation.augment_bench.arms import ARM_KINDS, BASELINE_KINDS, Arm
 from gan_studio.evaluation.plots import write_plot_png
-from gan_studio.training.checkpoint import write_text_atomic
+from gan_studio.utils.atomic import write_text_atomic
 
 PLOT_HTML, PLOT_PNG, SUMMARY_MD = "accuracy.html", "accuracy.png", "summary.md"
 _ARM_COLOURS = {

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gan_studio.evaluation.augment_bench.arms import ARM_KINDS
-from gan_studio.training.checkpoint import write_json_atomic, write_text_atomic
+from gan_studio.utils.atomic import write_json_atomic, write_text_atomic
 
 RESULTS_VERSION = 1
 RESULTS_JSON, RESULTS_CSV = "results.json", "results.csv"

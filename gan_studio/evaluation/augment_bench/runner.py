@@ -30,8 +30,8 @@ from gan_studio.evaluation.augment_bench.synthetic import (
     draw_synthetic_pool,
     write_synthetic,
 )
-from gan_studio.evaluation.classifier import EvaluatorClassifier, load_evaluator
-from gan_studio.evaluation.train_classifier import evaluate_classifier, train_classifier
+from gan_studio.models.classifier import EvaluatorClassifier, load_evaluator
+from gan_studio.models.classifier_fit import evaluate_classifier, train_classifier
 
 
 def _digest(paths: Iterable[str]) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from gan_studio import sampling
-from gan_studio.training.checkpoint import write_json_atomic
+from gan_studio.utils.atomic import write_json_atomic
 from gan_studio.utils.images import save_png_atomic, to_pil
 
 SEED_STRIDE = 1_000_000  # bench seed s draws latent seeds sample_seed + s * SEED_STRIDE + i

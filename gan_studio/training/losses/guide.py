@@ -18,7 +18,7 @@ from gan_studio.training.losses.mmd import squared_mmd
 
 def load_guide(config, class_names: list[str], run_dir: Path, device: torch.device):
     """The frozen guide classifier (eval mode, no parameter gradients; gradients reach G only)."""
-    from gan_studio.evaluation.classifier import load_evaluator
+    from gan_studio.models.classifier import load_evaluator
 
     try:
         with torch.random.fork_rng(devices=[]):  # building it draws random weights: keep the run's RNG
