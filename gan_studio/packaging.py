@@ -295,6 +295,34 @@ def _metric_rows(metrics: dict) -> list[str]:
     return rows
 
 
+def _c2st_lines(c2st: dict) -> list[str]:
+    """The model card's realism section (empty when the package was evaluated without c2st)."""
+    if c2st.get("value") is None:
+        return []
+    c = c2st.get("classifier") or {}
+    baseline = c2st.get("real_baseline")
+    return [
+        "## Realism: classifier two-sample test (`c2st`)",
+        "",
+        f"A fresh {c.get('arch')} trained from scratch ({c.get('steps')} steps of {c.get('batch_size')}, "
+        f"seed {c.get('seed')}) to tell real train photos from generated images tells held-out ones apart "
+        f"**{100 * c2st['value']:.1f}%** of the time (real {100 * c2st['real_accuracy']:.1f}%, generated "
+        f"{100 * c2st['generated_accuracy']:.1f}%; {c2st['n_real']} + {c2st['n_generated']} held out). "
+        "The same test on real train against real test photos reads "
+        + (f"**{100 * baseline:.1f}%**" if baseline is not None else "n/a")
+        + " (50%: indistinguishable). CAS says whether samples show the right class; this says whether "
+        "they pass for photos.",
+        "",
+        "| class | told apart | real vs real |",
+        "|---|---|---|",
+        *[
+            f"| {name} | {_fmt(row.get('accuracy'))} | {_fmt(row.get('real_baseline'))} |"
+            for name, row in (c2st.get("per_class") or {}).items()
+        ],
+        "",
+    ]
+
+
 def model_card(summary: dict, metrics: dict | None) -> str:
     hours = (summary.get("train_seconds") or 0) / 3600
     hw = summary.get("hardware") or {}
@@ -360,30 +388,7 @@ def model_card(summary: dict, metrics: dict | None) -> str:
             *_metric_rows(metrics),
             "",
         ]
-    c2st = (metrics or {}).get("metrics", {}).get("c2st") or {}
-    if c2st.get("value") is not None:
-        c = c2st.get("classifier") or {}
-        baseline = c2st.get("real_baseline")
-        lines += [
-            "## Realism: classifier two-sample test (`c2st`)",
-            "",
-            f"A fresh {c.get('arch')} trained from scratch ({c.get('steps')} steps of {c.get('batch_size')}, "
-            f"seed {c.get('seed')}) to tell real train photos from generated images tells held-out ones apart "
-            f"**{100 * c2st['value']:.1f}%** of the time (real {100 * c2st['real_accuracy']:.1f}%, generated "
-            f"{100 * c2st['generated_accuracy']:.1f}%; {c2st['n_real']} + {c2st['n_generated']} held out). "
-            "The same test on real train against real test photos reads "
-            + (f"**{100 * baseline:.1f}%**" if baseline is not None else "n/a")
-            + " (50%: indistinguishable). CAS says whether samples show the right class; this says whether "
-            "they pass for photos.",
-            "",
-            "| class | told apart | real vs real |",
-            "|---|---|---|",
-            *[
-                f"| {name} | {_fmt(row.get('accuracy'))} | {_fmt(row.get('real_baseline'))} |"
-                for name, row in (c2st.get("per_class") or {}).items()
-            ],
-            "",
-        ]
+    lines += _c2st_lines((metrics or {}).get("metrics", {}).get("c2st") or {})
     lines += [
         "## Use",
         "",

@@ -19,7 +19,7 @@ from gan_studio import sampling
 from gan_studio.cli import main
 from gan_studio.data import load_labeled_images, load_split, make_split, save_split
 from gan_studio.evaluation.classifier import EvaluatorClassifier, load_evaluator, save_evaluator
-from gan_studio.evaluation.train_classifier import evaluate_classifier, train_classifier
+from gan_studio.models.classifier_fit import evaluate_classifier, train_classifier
 
 CLASSES = {"Blue": (40, 40, 220), "Green": (40, 220, 40), "Red": (220, 40, 40)}  # sorted, as folders are
 PER_CLASS = 12

@@ -152,6 +152,29 @@ class _Batches:
         return images, labels, weights
 
 
+def _train_step(
+    model, optimizer, batches: _Batches, augmentation, rule: ConvergenceRule, lr: float, precision
+):
+    """One optimiser step on the next batch, each image's loss weighted by its source's weight."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    images, labels, weights = batches.next()
+    if augmentation is not None:
+        images = torch.stack([augmentation(image) for image in images])
+    x = model.prepare_uint8(images)
+    device = x.device
+    with autocast(device, precision):
+        logits = model(x)
+    per_image = F.cross_entropy(
+        logits.float(), labels.to(device), label_smoothing=rule.label_smoothing, reduction="none"
+    )
+    weights = weights.to(device)
+    loss = (per_image * weights).sum() / weights.sum()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
 def fit_to_convergence(
     mix: TrainingMix,
     val_images: torch.Tensor,
@@ -202,22 +225,7 @@ def fit_to_convergence(
         step = 0
         while step < rule.max_steps:
             warm = min(1.0, (step + 1) / max(1, rule.warmup_steps))
-            for group in optimizer.param_groups:
-                group["lr"] = rule.lr * lr_scale * warm
-            images, labels, weights = batches.next()
-            if augmentation is not None:
-                images = torch.stack([augmentation(image) for image in images])
-            x = model.prepare_uint8(images)
-            with autocast(device, precision):
-                logits = model(x)
-            per_image = F.cross_entropy(
-                logits.float(), labels.to(device), label_smoothing=rule.label_smoothing, reduction="none"
-            )
-            weights = weights.to(device)
-            loss = (per_image * weights).sum() / weights.sum()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            _train_step(model, optimizer, batches, augmentation, rule, rule.lr * lr_scale * warm, precision)
             step += 1
             bar.update(1)
             if step % rule.eval_every and step != rule.max_steps:

@@ -116,6 +116,39 @@ class Folds:
     notes: list[str]
 
 
+class _Pools:
+    """One synthetic pool per study seed, made on first use (seed s draws its own latent seeds)."""
+
+    def __init__(self, G, evaluator, folds: Folds, config: StudyConfig, precision: str):
+        self.G, self.evaluator, self.config, self.precision = G, evaluator, config, precision
+        _, train_features = evaluator.predict_uint8(folds.train.images, precision=precision)
+        self.novelty = NoveltyScorer(train_features, folds.train.labels.numpy())
+        self.pools: dict[int, SyntheticPool] = {}
+
+    def _generate(self, c: int, seeds: list[int]) -> torch.Tensor:
+        return sampling.generate(
+            self.G, [c] * len(seeds), [s + c * 100_000 for s in seeds], truncation=self.config.truncation
+        )
+
+    def for_seed(self, seed: int) -> SyntheticPool:
+        if seed not in self.pools:
+            self.pools[seed] = SyntheticPool(
+                self._generate,
+                self.evaluator,
+                self.novelty,
+                self.config.filter,
+                first_seed=(seed + 1) * SEED_STRIDE,
+                precision=self.precision,
+            )
+        return self.pools[seed]
+
+    def summary(self, class_names) -> dict:
+        return {
+            str(seed): {class_names[c]: v for c, v in pool.summary().items()}
+            for seed, pool in self.pools.items()
+        }
+
+
 class Study:
     """One study folder: ``run`` does whatever is not done yet and rewrites the report."""
 
@@ -538,35 +571,32 @@ class Study:
         done = {(r["arm"], r["seed"]) for r in rows}
 
         arms = select_arms(default_arms(cfg.ratios), cfg.arms)
-        seconds_per_fit = self._seconds_per_fit(folds, rows)
         budget_s = None if cfg.budget_hours is None else cfg.budget_hours * 3600
-        plan = plan_arms(arms, cfg.seeds, seconds_per_fit=seconds_per_fit, done=done, budget_s=budget_s)
+        plan = plan_arms(
+            arms, cfg.seeds, seconds_per_fit=self._seconds_per_fit(folds, rows), done=done, budget_s=budget_s
+        )
         for line in plan.describe():
             self.log(f"[study] {line}")
+        pools = _Pools(G, evaluator, folds, cfg, self.precision)
+        header = self._header(fingerprint, info, folds, data.class_names, resolution, evaluator_note, plan)
 
-        _, train_features = evaluator.predict_uint8(folds.train.images, precision=self.precision)
-        novelty = NoveltyScorer(train_features, folds.train.labels.numpy())
-        pools: dict[int, SyntheticPool] = {}
+        def save() -> None:
+            doc = {**header, "rows": rows, "pools": pools.summary(data.class_names)}
+            summary, comparisons = write_report(self.out, doc)
+            write_json_atomic(
+                self.out / RESULTS_JSON, {**doc, "summary": summary, "comparisons": comparisons}
+            )
 
-        def pool_for(seed: int) -> SyntheticPool:
-            if seed not in pools:
+        self._train_arms(arms, plan, folds, pools, rows, done, budget_s, header, save)
+        if rows and cfg.c2st_steps:
+            header["realism"] = self._realism(folds, pools.for_seed(0))
+        save()
+        return read_study(self.out)
 
-                def generate(c: int, seeds: list[int]) -> torch.Tensor:
-                    return sampling.generate(
-                        G, [c] * len(seeds), [s + c * 100_000 for s in seeds], truncation=cfg.truncation
-                    )
-
-                pools[seed] = SyntheticPool(
-                    generate,
-                    evaluator,
-                    novelty,
-                    cfg.filter,
-                    first_seed=(seed + 1) * SEED_STRIDE,
-                    precision=self.precision,
-                )
-            return pools[seed]
-
-        header = {
+    def _header(self, fingerprint, info, folds: Folds, class_names, resolution, evaluator_note, plan) -> dict:
+        """What results.json says about the study's set-up, before its rows."""
+        cfg = self.config
+        return {
             "version": RESULTS_VERSION,
             "fingerprint": fingerprint,
             "setup": {
@@ -578,7 +608,7 @@ class Study:
                 "n_validation": len(folds.val),
                 "n_test": len(folds.test),
                 "train_per_class": cfg.train_per_class,
-                "class_names": list(data.class_names),
+                "class_names": list(class_names),
                 "arch": cfg.arch,
                 "stem_stride": cfg.stem_stride,
                 "seeds": cfg.seeds,
@@ -594,41 +624,24 @@ class Study:
             "notes": self.notes,
         }
 
-        def save() -> None:
-            summary, comparisons = write_report(self.out, {**header, "rows": rows, "pools": pool_summary()})
-            write_json_atomic(
-                self.out / RESULTS_JSON,
-                {
-                    **header,
-                    "rows": rows,
-                    "summary": summary,
-                    "comparisons": comparisons,
-                    "pools": pool_summary(),
-                },
-            )
-
-        def pool_summary() -> dict:
-            return {
-                str(seed): {data.class_names[c]: v for c, v in pool.summary().items()}
-                for seed, pool in pools.items()
-            }
-
-        # Re-plan after every fit with the measured cost, so that a cautious first estimate does not
-        # cut arms that turn out to fit (and a slower machine cuts more as it goes).
+    def _train_arms(self, arms, plan, folds: Folds, pools, rows, done, budget_s, header, save) -> None:
+        """Train what the plan keeps, seed by seed within a priority (an interrupted study holds paired
+        seeds of its key comparison), re-planning after every fit with the measured cost so that a
+        cautious first estimate does not cut arms that turn out to fit (and a slower machine cuts more)."""
+        seeds = self.config.seeds
         started = time.perf_counter()
-        remaining = sum(1 for a in plan.kept for s in range(cfg.seeds) if (a.name, s) not in done)
+        remaining = sum(1 for a in plan.kept for s in range(seeds) if (a.name, s) not in done)
         bar = tqdm(total=remaining, desc="study arms", unit="fit", disable=not self.progress)
         while True:
-            # Seed by seed within a priority: an interrupted study holds paired seeds of its key comparison.
             todo = sorted(
-                ((arm, s) for arm in plan.kept for s in range(cfg.seeds) if (arm.name, s) not in done),
+                ((arm, s) for arm in plan.kept for s in range(seeds) if (arm.name, s) not in done),
                 key=lambda item: (item[0].priority, item[1]),
             )
             if not todo:
                 break
             arm, seed = todo[0]
             bar.set_postfix_str(f"{arm.name} seed {seed}")
-            row = self._train_arm(arm, seed, folds, pool_for(seed) if arm.synthetic else None)
+            row = self._train_arm(arm, seed, folds, pools.for_seed(seed) if arm.synthetic else None)
             rows.append(row)
             done.add((arm.name, seed))
             self.log(
@@ -638,23 +651,17 @@ class Study:
             bar.update(1)
             left = None if budget_s is None else max(0.0, budget_s - (time.perf_counter() - started))
             seconds = self._seconds_per_fit(folds, rows)
-            new_plan = plan_arms(arms, cfg.seeds, seconds_per_fit=seconds, done=done, budget_s=left)
+            new_plan = plan_arms(arms, seeds, seconds_per_fit=seconds, done=done, budget_s=left)
             if [a.name for a in new_plan.kept] != [a.name for a in plan.kept]:
                 plan = new_plan
                 header["arms"] = [a.to_dict() for a in plan.kept]
                 header["cut"] = [a.name for a in plan.cut]
-                bar.total = bar.n + sum(
-                    1 for a in plan.kept for s in range(cfg.seeds) if (a.name, s) not in done
-                )
+                bar.total = bar.n + sum(1 for a in plan.kept for s in range(seeds) if (a.name, s) not in done)
                 bar.refresh()
                 for line in plan.describe():
                     self.log(f"[study] re-planned: {line}")
             save()
         bar.close()
-        if rows and cfg.c2st_steps:
-            header["realism"] = self._realism(folds, pool_for(0))
-        save()
-        return read_study(self.out)
 
     def _realism(self, folds: Folds, pool: SyntheticPool) -> dict:
         """c2st of the real training images against one synthetic image per real one (seed 0's draw)."""

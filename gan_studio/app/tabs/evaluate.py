@@ -26,8 +26,8 @@ from gan_studio.app.evaluation_jobs import (
 )
 from gan_studio.app.real_data import RealDataCache, real_grid
 from gan_studio.evaluation.augment_bench.arms import ARM_KINDS
-from gan_studio.evaluation.classifier import ARCHITECTURES
 from gan_studio.metrics import list_metrics
+from gan_studio.models.classifier import ARCHITECTURES
 from gan_studio.registry import ModelRegistry
 
 JOB_KINDS = ("train-evaluator", "evaluate", "augment-bench", "study")
