@@ -274,3 +274,18 @@ def test_tiny_study_resumes_without_retraining_and_refuses_other_settings(tiny_s
     changed[changed.index("--patience") + 1] = "3"
     assert main([*argv, *changed]) == 2
     assert "other settings (rule differ)" in capsys.readouterr().err
+
+
+def test_a_fit_still_at_chance_is_not_stopped_by_patience():
+    """Labels the images cannot predict: validation stays at chance, so the fit runs to its cap."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8, generator=g)
+    labels = torch.arange(16) % 2
+    val_images = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8, generator=g)
+    val_labels = torch.tensor([0, 1] * 4)
+    rule = ConvergenceRule(max_steps=12, eval_every=2, patience=2, min_steps=2, batch_size=8, lr=1e-12)
+    result = fit_to_convergence(
+        TrainingMix(images, labels), val_images, val_labels, class_names=["a", "b"], rule=rule,
+        precision="fp32", device="cpu",
+    )  # fmt: skip
+    assert result.best_val_accuracy <= 0.5 and result.stopped_by == "cap" and result.steps == 12

@@ -205,6 +205,7 @@ def fit_to_convergence(
     resolution = int(mix.real_images.shape[-1])
     augmentation = classic_augmentation(resolution) if mix.augment == "classic" else None
     val_labels = torch.as_tensor(val_labels, dtype=torch.long)
+    chance = float(torch.bincount(val_labels).max()) / len(val_labels)  # always answering the commonest class
 
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
@@ -246,7 +247,10 @@ def fit_to_convergence(
             since_best += 1
             if since_best and since_best % max(1, rule.patience // 2) == 0:
                 lr_scale *= 0.5
-            if since_best >= rule.patience and step >= rule.min_steps:
+            # A fit still at chance has not started to learn (a slow start, not a plateau): patience
+            # only counts once it beats chance, else it would be scored as a 10% "converged" arm.
+            learning = best[1] > chance + 1e-9
+            if since_best >= rule.patience and step >= rule.min_steps and learning:
                 stopped_by = "patience"
                 break
         bar.close()
