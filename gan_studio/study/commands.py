@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from gan_studio.models.classifier import ARCHITECTURES
 from gan_studio.study.arms import DEFAULT_RATIOS
@@ -106,7 +107,7 @@ def _ratios(text: str) -> tuple[float, ...]:
 
 def run_study_command(args) -> int:
     from gan_studio.study.report import headline
-    from gan_studio.study.runner import StudyConfig, run_study
+    from gan_studio.study.runner import StudyConfig, StudyStopped, run_study
 
     config = StudyConfig(
         data=args.data,
@@ -140,7 +141,11 @@ def run_study_command(args) -> int:
         device=args.device,
         precision=args.precision,
     )
-    doc = run_study(config, progress=not args.no_progress)
+    try:
+        doc = run_study(config, progress=not args.no_progress)
+    except StudyStopped as stopped:
+        print(f"stopped: {stopped}", file=sys.stderr)
+        return 130
     print(headline(doc["comparisons"]).replace("**", ""))
     print(f"report: {args.out}/report.md")
     return 0

@@ -102,6 +102,10 @@ class StudyConfig:
         self.filter.validate()
 
 
+class StudyStopped(Exception):
+    """The study stopped before its end (a stop signal during the GAN's training); what is done is kept."""
+
+
 def _digest(paths) -> str:
     return hashlib.sha256("\n".join(sorted(paths)).encode()).hexdigest()[:16]
 
@@ -343,7 +347,7 @@ class Study:
         G, info = sampling.load_generator(gan_dir, device=self.device)
         run = read_json(RunFolder(gan_dir).run_path)
         if int(info.step) < int(run["config"]["steps"]):
-            raise RuntimeError(
+            raise StudyStopped(
                 f"The GAN in '{gan_dir}' stopped at step {info.step} of {run['config']['steps']}; "
                 "run the same study command again to continue it."
             )
