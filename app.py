@@ -5,8 +5,9 @@
 
 The module-level ``demo`` is what Spaces and ``gradio app.py`` look for. Options can also come from
 the environment (GAN_STUDIO_DATA, GAN_STUDIO_CHECKPOINTS, GAN_STUDIO_WORKDIR, GAN_STUDIO_DATA_ROOTS), which
-is how a Space
-is configured. Analytics are off unless GRADIO_ANALYTICS_ENABLED says otherwise.
+is how a Space is configured; on a Space (SPACE_ID, or GAN_STUDIO_PROFILE=space) the limits of
+gan_studio/utils/limits.py (GAN_STUDIO_MAX_*) take their safe defaults. Analytics are off unless
+GRADIO_ANALYTICS_ENABLED says otherwise.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 from gan_studio.app import build_app, create_studio, launch_options  # noqa: E402
+from gan_studio.utils import limits  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -60,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.data_roots is None:
         env = os.environ.get("GAN_STUDIO_DATA_ROOTS")
         args.data_roots = env.split(os.pathsep) if env else None
-    if args.data_roots is None and os.environ.get("SPACE_ID"):
+    if args.data_roots is None and limits.space_profile():
         args.data_roots = []  # a public Space: the demo and uploaded .zips only, never the server's own folders
     return args
 

@@ -19,6 +19,7 @@ from PIL import Image
 
 from gan_studio.data import DatasetError, LabeledImages, resolve_dataset_source
 from gan_studio.data.folder import _unwrap_single_folder, fit_square, load_image
+from gan_studio.data.zip_cache import in_use
 from gan_studio.models import Generator
 from gan_studio.sampling import generate
 from gan_studio.training.run_folder import SPLIT_FILE, TRAIN_FILES_FILE, RunFolder
@@ -78,11 +79,14 @@ def train_examples(
     files = sorted(train_files(folder))
     root = dataset_folder(run, data)
     out = []
-    for name in class_names:
-        picked = [f for f in files if Path(f).parts[0] == name][:k]
-        images = [load_image(root / f, resolution, fit).transpose(2, 0, 1) for f in picked]
-        shape = (0, 3, resolution, resolution)
-        out.append(torch.from_numpy(np.stack(images)) if images else torch.empty(shape, dtype=torch.uint8))
+    with in_use(root):  # an extracted .zip stays in the cache while it is read
+        for name in class_names:
+            picked = [f for f in files if Path(f).parts[0] == name][:k]
+            images = [load_image(root / f, resolution, fit).transpose(2, 0, 1) for f in picked]
+            shape = (0, 3, resolution, resolution)
+            out.append(
+                torch.from_numpy(np.stack(images)) if images else torch.empty(shape, dtype=torch.uint8)
+            )
     return out
 
 

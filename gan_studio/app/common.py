@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 from gan_studio.data import DatasetError
 from gan_studio.registry import EVALUATOR, GENERATOR, ModelEntry
 from gan_studio.training.checkpoint import CheckpointError
+from gan_studio.utils.numbers import MAX_COUNT, MAX_SEED
 
 ALL_CLASSES = "All classes"
 NO_RUN = (
@@ -25,6 +27,16 @@ NO_RUN = (
 # so handlers report their stages themselves.
 PROGRESS = gr.Progress()
 _USER_ERRORS = (DatasetError, CheckpointError, FileNotFoundError, ValueError, KeyError, RuntimeError)
+# Every number field an API caller can fill has a range; Gradio refuses a value outside it before a
+# handler runs. Counts whose real ceiling is a deployment limit (steps, batch) are checked again by
+# the handler against that limit (gan_studio/utils/limits.py), with a message naming its variable.
+SEED_BOUNDS = {"minimum": 0, "maximum": MAX_SEED}
+COUNT_BOUNDS = {"minimum": 1, "maximum": MAX_COUNT}
+
+
+def _not_finite(values) -> float | None:
+    """The first float among ``values`` that is NaN or infinite (Gradio's range check lets NaN through)."""
+    return next((v for v in values if isinstance(v, float) and not math.isfinite(v)), None)
 
 
 def user_errors(fn: Callable) -> Callable:
@@ -32,6 +44,9 @@ def user_errors(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        bad = _not_finite([*args, *kwargs.values()])
+        if bad is not None:
+            raise gr.Error(f"Numbers must be finite; this request holds {bad}.", duration=12)
         try:
             return fn(*args, **kwargs)
         except gr.Error:

@@ -7,13 +7,19 @@ over the typical real-to-real distance; near 0 means a near-copy that adds nothi
 accept or reject automatically; a decision by hand (a button or a key) overrides either way, and
 survives new thresholds. Exports are written by gan_studio.app.export.
 
-Everything lives on disk under one folder per run (state.json + PNGs, written atomically), so a
-curation survives an app restart and every session sees the same accepted set.
+Sets (who sees which accepted set): a curation is a *set* of one run's candidates, kept on disk
+(state.json + PNGs, written atomically). A set with a name is shared by everyone who types that name for
+that run, and survives reloads and restarts; the set named ``default`` is the one a local app starts
+with, kept where earlier versions kept a run's curation. A page that gives no name gets a private set:
+only that page (its Gradio connection; each API client is one) sees or changes it, and it goes an
+hour after the page is closed, or a day after its last change. A public Space starts every page on a
+private set.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
 import time
@@ -27,12 +33,17 @@ from PIL import Image
 
 from gan_studio.app.export import ExportResult, export_dataset, generated_items, real_items
 from gan_studio.app.postprocess import FilterSpec, apply_chain, describe
+from gan_studio.data.zip_cache import in_use
 from gan_studio.metrics.memorization import NEAR_COPY_THRESHOLD, copy_ratios
 from gan_studio.sampling import generate, safe_name
 from gan_studio.utils.atomic import write_json_atomic
 from gan_studio.utils.images import save_png_atomic, to_pil
 
 STATE_FILE = "state.json"
+DEFAULT_SET = "default"
+PRIVATE_MAX_AGE_S = 24 * 3600  # a private set untouched this long goes
+CLOSED_KEPT_S = 3600  # a closed page's private sets go this long after
+_SET_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 DEFAULT_MIN_CONFIDENCE = 0.6
 DEFAULT_MIN_RATIO = NEAR_COPY_THRESHOLD
 SHOW_CHOICES = ("All", "Accepted", "Rejected")
@@ -139,9 +150,10 @@ def next_cursor(before: Sequence[str], after: Sequence[str], decided: str) -> st
 class CurationStore:
     """The candidates of one run, persisted in ``folder``; all methods are thread-safe."""
 
-    def __init__(self, folder: str | Path, run_id: str):
+    def __init__(self, folder: str | Path, run_id: str, set_name: str | None = DEFAULT_SET):
         self.folder = Path(folder)
         self.run_id = run_id
+        self.set_name = set_name  # None: a page's private set
         self._lock = threading.RLock()
         self.candidates: list[Candidate] = []
         self.thresholds = Thresholds()
@@ -340,27 +352,104 @@ class CurationStore:
                 "generator": self.meta.get("generator"),
                 "thresholds": asdict(self.thresholds),
             }
-            return export_dataset(
-                out_zip,
-                items,
-                class_names=names,
-                candidates=list(self.candidates),
-                size=size,
-                metadata_file=metadata_file,
-                header=header,
-            )
+            with in_use(real_root or self.folder):  # real images of an extracted .zip stay while read
+                return export_dataset(
+                    out_zip,
+                    items,
+                    class_names=names,
+                    candidates=list(self.candidates),
+                    size=size,
+                    metadata_file=metadata_file,
+                    header=header,
+                )
+
+
+def set_name(text: str | None) -> str | None:
+    """A typed set name in its one spelling (lower case: folders may ignore case), None when blank."""
+    name = (text or "").strip().lower()
+    if not name:
+        return None
+    if not _SET_NAME.fullmatch(name):
+        raise ValueError(
+            f"'{text.strip()}' cannot name a set: use up to 64 letters, digits, '-', '_' or '.', starting with "
+            "a letter or digit. Everyone who types the same name shares the set."
+        )
+    return name
 
 
 class CurationStores:
-    """One shared store per run, so concurrent sessions curating the same run see the same state."""
+    """The curation sets of every run: one store per (run, set), shared by all who ask for the same set.
+
+    Folders: ``ROOT/RUN`` (the set named ``default``), ``ROOT/.sets/NAME/RUN``, and
+    ``ROOT/.private/OWNER/RUN`` for a page's private set (``OWNER``: its Gradio connection)."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self._lock = threading.Lock()
-        self._stores: dict[str, CurationStore] = {}
+        self._stores: dict[tuple[str, str | None, str | None], CurationStore] = {}
+        self._closed: dict[str, float] = {}  # owner -> when its page closed
+        self._pruned = 0.0
 
-    def get(self, run_id: str) -> CurationStore:
+    def folder(self, run_id: str, name: str | None = DEFAULT_SET, owner: str | None = None) -> Path:
+        run = safe_name(run_id.replace("/", "__"))
+        if name == DEFAULT_SET:
+            return self.root / run
+        if name:
+            return self.root / ".sets" / name / run
+        if not owner:
+            raise ValueError("Name the set to curate (this request comes from no page of its own).")
+        return self.root / ".private" / safe_name(owner) / run
+
+    def get(self, run_id: str, name: str | None = DEFAULT_SET, owner: str | None = None) -> CurationStore:
+        """The store of ``run_id``'s set ``name``, or of ``owner``'s private set when ``name`` is None."""
+        key = (run_id, name, None if name else owner)
+        folder = self.folder(run_id, name, owner)
+        self._prune_private()
         with self._lock:
-            if run_id not in self._stores:
-                self._stores[run_id] = CurationStore(self.root / safe_name(run_id.replace("/", "__")), run_id)
-            return self._stores[run_id]
+            self._closed.pop(owner, None)  # back (a page reconnects after a network hiccup)
+            if key not in self._stores:
+                self._stores[key] = CurationStore(folder, run_id, name)
+            return self._stores[key]
+
+    def closed(self, owner: str | None) -> None:
+        """``owner``'s page closed: its private sets go an hour later, unless it comes back (Gradio
+        keeps a closed page's state for an hour too, as a dropped connection also reads as a close)."""
+        if owner:
+            with self._lock:
+                self._closed[owner] = time.time()
+
+    def forget(self, owner: str | None) -> None:
+        """Drop ``owner``'s private sets, in memory and on disk."""
+        if not owner:
+            return
+        with self._lock:
+            self._closed.pop(owner, None)
+            for key in [k for k in self._stores if k[1] is None and k[2] == owner]:
+                del self._stores[key]
+            shutil.rmtree(self.root / ".private" / safe_name(owner), ignore_errors=True)
+
+    def _prune_private(self, now: float | None = None, every_s: float = 600.0) -> None:
+        """Remove the private sets of pages closed an hour ago, and those untouched for a day (pages
+        that went without saying so); at most once every ``every_s`` seconds."""
+        now = time.time() if now is None else now
+        if now - self._pruned < every_s:
+            return
+        self._pruned = now
+        with self._lock:
+            gone = [owner for owner, when in self._closed.items() if now - when > CLOSED_KEPT_S]
+        private = self.root / ".private"
+        folders = list(private.iterdir()) if private.is_dir() else []
+        gone += [folder.name for folder in folders if now - _last_change(folder) > PRIVATE_MAX_AGE_S]
+        for owner in gone:
+            self.forget(owner)
+
+
+def _last_change(folder: Path) -> float:
+    """When a private set folder's newest state.json (else the folder) last changed; 0 if gone."""
+    times = []
+    for path in [*folder.glob(f"*/{STATE_FILE}"), folder]:
+        try:
+            times.append(path.stat().st_mtime)
+        except OSError:
+            pass
+    return max(times, default=0.0)

@@ -15,6 +15,7 @@ from gan_studio.app.real_data import dataset_of
 from gan_studio.metrics.report import PER_CLASS_COLUMNS, format_value
 from gan_studio.registry import ModelEntry
 from gan_studio.sampling import safe_name
+from gan_studio.utils import limits
 
 
 def available_commands() -> set[str]:
@@ -92,6 +93,7 @@ class EvaluationService:
     def train_evaluator(
         self, generator: ModelEntry, *, steps: int = 1000, arch: str = "mobilenet_v3_small"
     ) -> Job:
+        limits.refuse_above("steps", steps, f"{steps:,} evaluator training steps")
         data_args, fit = self._data_args(generator)
         out = self.evaluator_dir(generator)
         argv = cli_command(
@@ -167,6 +169,7 @@ class EvaluationService:
             raise ValueError(
                 "The real+syn_filtered arm needs an evaluator: train one first, or untick that arm."
             )
+        limits.refuse_above("steps", steps, f"{steps:,} steps per arm")
         data_args, _ = self._data_args(generator)
         out = self.bench_dir(generator)
         argv = cli_command(

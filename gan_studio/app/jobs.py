@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import gan_studio
+from gan_studio.utils import limits
 
 PACKAGE_PARENT = Path(gan_studio.__file__).resolve().parents[1]
 _TQDM_PERCENT = re.compile(r"(\d{1,3})%\|")
@@ -52,6 +53,12 @@ def tqdm_progress(text: str) -> tuple[str, float] | None:
     line = text[line_start : last.end()].rsplit("\r", 1)[-1]
     desc = _TQDM_DESC.search(line)
     return (desc.group(1).strip() if desc else ""), int(last.group(1)) / 100
+
+
+def job_label(name: str) -> str:
+    """A job's name as users know it: "train my-run" for "train:/srv/studio/runs/my-run"."""
+    kind, _, target = name.partition(":")
+    return f"{kind} {Path(target).name if os.sep in target else target}".strip()
 
 
 @dataclass
@@ -96,11 +103,25 @@ class JobRunner:
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
 
+    def check_capacity(self) -> None:
+        """Refuse one more job when ``GAN_STUDIO_MAX_TRAININGS`` of them run already."""
+        with self._lock:
+            self._check_capacity()
+
+    def _check_capacity(self) -> None:
+        running = [job for job in self._jobs.values() if job.running]
+        names = ", ".join(job_label(job.name) for job in running)
+        asked = f"One more background job ({len(running)} running: {names})"
+        message = limits.exceeded("trainings", len(running) + 1, asked)
+        if message:
+            raise limits.LimitExceeded(f"{message} Wait for one to finish, or stop it, and try again.")
+
     def start(self, name: str, argv: list[str], log_path: Path, *, meta: dict | None = None) -> Job:
         with self._lock:
             current = self._jobs.get(name)
             if current is not None and current.running:
                 raise RuntimeError(f"'{name}' is already running (process {current.pid}); stop it first.")
+            self._check_capacity()
             log_path.parent.mkdir(parents=True, exist_ok=True)
             env = {**os.environ, "PYTHONUNBUFFERED": "1"}
             env["PYTHONPATH"] = os.pathsep.join(

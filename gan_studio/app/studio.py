@@ -7,7 +7,7 @@ or owned by the server (the training processes it started).
 Workspace layout (``--workdir``, default ./studio)::
 
     runs/          training runs started from the app (also scanned for models)
-    curation/      one folder per run: state.json + candidate PNGs
+    curation/      one folder per run and set: state.json + candidate PNGs (see app/curation.py)
     exports/       curated .zip exports
     evaluations/   reports of generators that are not app runs (e.g. a shipped package)
     evaluators/    evaluators trained for generators that are not app runs
@@ -31,7 +31,10 @@ from gan_studio.app.embeddings import EmbeddingCache
 from gan_studio.app.jobs import JobRunner
 from gan_studio.app.real_data import RealDataCache
 from gan_studio.app.training_manager import TrainingManager
+from gan_studio.data import zip_cache
+from gan_studio.data.common import cache_root
 from gan_studio.registry import ModelRegistry
+from gan_studio.utils import limits
 
 SCRATCH_MAX_AGE_S = 24 * 3600
 log = logging.getLogger(__name__)
@@ -124,6 +127,7 @@ def create_studio(
     warm_up_umap: bool = True,
     warm_up_real_data: bool = False,
 ) -> Studio:
+    limits.check_all()  # a bad GAN_STUDIO_MAX_* value stops the app here, with the variable named
     workdir = Path(workdir).expanduser().resolve()
     (workdir / "runs").mkdir(parents=True, exist_ok=True)
     dirs = [Path(d).expanduser().resolve() for d in (checkpoint_dirs or [])]
@@ -144,6 +148,7 @@ def create_studio(
         data_roots=[Path(r).expanduser().resolve() for r in data_roots] if data_roots is not None else None,
     )
     studio.prune_scratch()
+    zip_cache.prune(cache_root() / "datasets")  # a smaller GAN_STUDIO_ZIP_CACHE_MB applies at once
     if warm_up_umap:
         studio.embeddings.warm_up()
     if warm_up_real_data:

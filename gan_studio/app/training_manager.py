@@ -23,6 +23,7 @@ from gan_studio.training import checkpoint as ckpt
 from gan_studio.training import run_files, run_lock
 from gan_studio.training.config import TrainConfig, config_problems
 from gan_studio.training.run_folder import RunFolder
+from gan_studio.utils import limits
 
 DEMO = "demo"
 RESOLUTIONS = (32, 64, 128, 256, 512, 1024)
@@ -120,6 +121,7 @@ class TrainOptions:
         problems = config_problems(self.values())  # the ranges TrainConfig declares
         if problems:
             raise ValueError(f"Check the training options: {'; '.join(problems)}.")
+        check_training_limits(self.steps, self.batch, self.resolution)
         if not self.recipe or self.recipe == CUSTOM:
             return option_args(self.values())
         from gan_studio.training.recipes import load_recipe
@@ -129,6 +131,13 @@ class TrainOptions:
         changed = {k: v for k, v in self.values().items() if getattr(config, k) != v}
         recipe.resolve({**changed, "out": "RUN"})  # a batch the class groups do not divide fails here
         return ["--recipe", recipe.name, *option_args(changed)]
+
+
+def check_training_limits(steps: int, batch: int, resolution: int) -> None:
+    """Refuse a training this server does not allow (GAN_STUDIO_MAX_STEPS, _BATCH, _RESOLUTION)."""
+    limits.refuse_above("steps", steps, f"{steps:,} training steps")
+    limits.refuse_above("batch", batch, f"A batch of {batch} images")
+    limits.refuse_above("resolution", resolution, f"Training at {resolution} px")
 
 
 @dataclass
@@ -184,6 +193,9 @@ def stage_upload(zip_path: str | Path, uploads_dir: Path) -> Path:
     src = Path(zip_path)
     if src.suffix.lower() != ".zip":
         raise DatasetError(f"'{src.name}' is not a .zip file. Upload a .zip holding one folder per class.")
+    size_mb = src.stat().st_size / 2**20
+    if message := limits.exceeded("upload_mb", size_mb, f"'{src.name}' ({size_mb:,.1f} MB)"):
+        raise DatasetError(message)
     digest = hashlib.sha256()
     with open(src, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -271,10 +283,15 @@ class TrainingManager:
     def start(self, data_source: str | Path, name: str, options: TrainOptions) -> Path:
         """Start a new run (never overwrites one: a taken name gets a suffix)."""
         args = options.cli_args()
+        self.jobs.check_capacity()  # before a run folder exists
         run_dir = self.new_run_dir(name)
         run_dir.mkdir(parents=True)
         argv = cli_command("train", "--data", data_source, "--out", run_dir, *args, "--no-progress")
-        self._launch(run_dir, argv, options.steps)
+        try:
+            self._launch(run_dir, argv, options.steps)
+        except BaseException:
+            shutil.rmtree(run_dir, ignore_errors=True)  # refused at the last moment: no empty run left
+            raise
         return run_dir
 
     def resume(self, run_dir: Path, steps: int) -> Path:
@@ -282,11 +299,16 @@ class TrainingManager:
         run_dir = Path(run_dir)
         run_lock.refuse_if_held(run_dir)  # its trainer still runs (started before the app restarted?)
         run = RunFolder(run_dir).read_run()
+        config = run["config"]
+        check_training_limits(
+            steps,
+            int(config.get("batch", _default("batch"))),
+            int(config.get("resolution", _default("resolution"))),
+        )
         if ckpt.latest_checkpoint(run_dir) is None:
             raise ckpt.CheckpointError(
                 f"Run '{run_dir.name}' has no checkpoint to resume from; start a new run."
             )
-        config = run["config"]
         latest_step = int(ckpt.load_checkpoint_meta(ckpt.latest_checkpoint(run_dir))["step"])
         if steps <= latest_step:
             raise ValueError(
@@ -323,6 +345,7 @@ class TrainingManager:
 
     def _launch(self, run_dir: Path, argv: list[str], steps: int) -> Job:
         run_lock.refuse_if_held(run_dir)  # never write next to a live trainer
+        self.jobs.check_capacity()  # before status.json says "starting"
         log = run_dir / LOG_FILE
         with open(log, "a", encoding="utf-8") as f:
             f.write(f"\n$ {' '.join(map(str, argv[1:]))}\n")

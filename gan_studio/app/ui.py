@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
+from gan_studio.app import gradio_cache
 from gan_studio.app.common import NO_RUN, entry_markdown
 from gan_studio.app.studio import Studio
 from gan_studio.app.tabs import curate, embeddings, evaluate, gradcam, interpolate, sample, train
 from gan_studio.registry import EVALUATOR, GENERATOR, ModelEntry
+from gan_studio.utils import limits
 
 TITLE = "GAN Studio"
 TAGLINE = (
@@ -126,6 +128,7 @@ def _header(studio: Studio) -> str:
 
 
 def build_app(studio: Studio) -> gr.Blocks:
+    gradio_cache.install()  # identical images returned at once must not truncate each other's download
     registry = studio.registry
 
     def evaluator_update(entry: ModelEntry | None, current: str | None = None):
@@ -197,6 +200,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         run_dd.change(select_run, [run_dd, eval_dd], [eval_dd, info], api_name="select_run")
         eval_dd.change(select_evaluator, [run_dd, eval_dd], [info], api_name=False)
         demo.load(list_models, [run_dd, eval_dd], listing, api_name=False)
+        demo.unload(curate.page_closed(studio))
         for fn, inputs, outputs in picker.loaders:
             demo.load(fn, inputs, outputs, api_name=False)
     return demo
@@ -210,4 +214,6 @@ def launch_options(studio: Studio) -> dict:
         "js": curate.KEYBOARD_JS,
         "allowed_paths": studio.allowed_paths(),
         "footer_links": ["api"],
+        # Gradio stops an upload past the limit while it streams in; stage_upload checks again.
+        "max_file_size": int(limits.value("upload_mb") * 2**20),
     }

@@ -7,12 +7,7 @@ every skipped and every converted file, because a few-shot GAN silently learns w
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
-import shutil
-import tempfile
-import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -26,6 +21,8 @@ from tqdm.auto import tqdm
 
 from gan_studio.data.common import DatasetError, cache_root
 from gan_studio.data.demo import ensure_demo_dataset
+from gan_studio.data.zip_cache import extract_zip, in_use
+from gan_studio.utils import limits
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 IGNORED_NAMES = frozenset({"__MACOSX", "Thumbs.db", "desktop.ini"})
@@ -34,9 +31,6 @@ ROOT_METADATA_NAMES = frozenset(
     {"dataset.json", "manifest.json", "README.md", "README.txt", "LICENSE", "split.json"}
 )
 FIT_MODES = ("center-crop", "pad", "stretch")
-MAX_ZIP_UNCOMPRESSED_BYTES = 4 * 2**30
-
-_ZIP_SYMLINK = 0o120000
 _SYMLINK_DIR_REASON = "symbolic link to a folder (not followed); copy the images into the dataset instead"
 _SYMLINK_OUTSIDE_REASON = "symbolic link pointing outside the dataset folder (not followed)"
 _SYMLINK_LOOP_REASON = "symbolic link that leads back to itself (a link loop); remove or fix the link"
@@ -138,92 +132,7 @@ def resolve_dataset_source(source: str | os.PathLike, *, cache_dir: str | os.Pat
             f"Dataset '{path}' is a file, not a folder or a .zip archive. Pass the folder that holds "
             "one subfolder per class, or a .zip of it."
         )
-    return _extract_zip(path.resolve(), Path(cache_dir) if cache_dir else cache_root() / "datasets")
-
-
-def _sha256_prefix(path: Path, length: int = 16) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:length]
-
-
-def _member_name(info: zipfile.ZipInfo) -> str:
-    """Recover UTF-8 names that zip tools stored without setting the UTF-8 flag (read back as cp437)."""
-    if info.flag_bits & 0x800:
-        return info.filename
-    try:
-        return info.filename.encode("cp437").decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
-        return info.filename
-
-
-def _safe_member_parts(zip_path: Path, info: zipfile.ZipInfo) -> list[str]:
-    """Path components of a zip member, refusing anything that could land outside the extraction dir."""
-    name = _member_name(info)
-    if (info.external_attr >> 16) & 0o170000 == _ZIP_SYMLINK:
-        raise DatasetError(
-            f"Zip '{zip_path}' contains a symbolic link '{name}'; links are not extracted for safety. "
-            "Re-create the archive from real files."
-        )
-    parts = [part for part in re.split(r"[/\\]", name) if part not in ("", ".")]
-    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in parts:
-        raise DatasetError(
-            f"Zip '{zip_path}' contains the unsafe member path '{name}' (absolute or with '..'); "
-            "it was refused to protect your files. Re-create the archive from the dataset folder."
-        )
-    return parts
-
-
-def _extract_zip(zip_path: Path, cache_dir: Path) -> Path:
-    """Extract into a content-addressed folder; a temp dir + rename keeps half-extractions invisible."""
-    target = cache_dir / f"zip-{_sha256_prefix(zip_path)}"
-    if target.is_dir():
-        return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=cache_dir))
-    try:
-        with zipfile.ZipFile(zip_path) as archive:
-            members = [(info, _safe_member_parts(zip_path, info)) for info in archive.infolist()]
-            total = sum(info.file_size for info, _ in members)
-            if total > MAX_ZIP_UNCOMPRESSED_BYTES:
-                raise DatasetError(
-                    f"Zip '{zip_path}' would expand to {total / 2**30:.1f} GiB, more than the "
-                    f"{MAX_ZIP_UNCOMPRESSED_BYTES / 2**30:.0f} GiB limit. Extract it yourself and pass the folder."
-                )
-            for info, parts in members:
-                if not parts:
-                    continue
-                dest = tmp.joinpath(*parts)
-                if info.is_dir():
-                    dest.mkdir(parents=True, exist_ok=True)
-                    continue
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                with archive.open(info) as src, open(dest, "wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            if not target.is_dir():  # not a concurrent extraction of the same zip: a real failure
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError) as error:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise DatasetError(
-            f"Zip '{zip_path}' is not a valid or readable zip archive ({error}). Re-create it, or extract "
-            "it yourself and pass the folder."
-        ) from error
-    except OSError as error:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise DatasetError(
-            f"Zip '{zip_path}' could not be extracted into '{cache_dir}' ({error}). Free disk space or set "
-            "GAN_STUDIO_CACHE to a writable folder, or extract it yourself and pass the folder."
-        ) from error
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+    return extract_zip(path.resolve(), Path(cache_dir) if cache_dir else cache_root() / "datasets")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -414,18 +323,36 @@ class _Decoded:
     conversion: str | None = None
 
 
-def _decode_rgb(path: Path, *, min_size: int = 1, draft_size: int | None = None) -> _Decoded:
+def too_many_pixels(width: int, height: int, max_pixels: int) -> str | None:
+    """Why an image of ``width`` x ``height`` is not decoded (``GAN_STUDIO_MAX_IMAGE_PIXELS``), or None."""
+    if width * height <= max_pixels:
+        return None
+    return (
+        f"too many pixels to decode ({width}x{height} = {width * height / 1e6:.1f} megapixels; at most "
+        f"{max_pixels / 1e6:g} megapixels per image, {limits.LIMITS['image_pixels'].env}); scale it down"
+    )
+
+
+def _decode_rgb(
+    path: Path, *, min_size: int = 1, draft_size: int | None = None, max_pixels: int | None = None
+) -> _Decoded:
     """Fully decode one file to upright 8-bit RGB, or say in a few words why it cannot be used.
 
     `draft_size` lets JPEG decode at a reduced scale that still covers draft_size x draft_size pixels.
+    An image whose header says it has more than `max_pixels` (default: the limit in
+    GAN_STUDIO_MAX_IMAGE_PIXELS) is refused before a single pixel is decoded.
     """
+    if max_pixels is None:
+        max_pixels = limits.value("image_pixels")
     try:
         if path.stat().st_size == 0:
             return _Decoded(None, "zero bytes")
-        with Image.open(path) as img:
+        with Image.open(path) as img:  # reads the header only
             width, height = img.size
             if min(width, height) < min_size:
                 return _Decoded(None, f"too small ({width}x{height} < {min_size})")
+            if too_big := too_many_pixels(width, height, max_pixels):
+                return _Decoded(None, too_big)
             raw_mode = _raw_mode(img)
             if draft_size and img.format == "JPEG":
                 img.draft(img.mode, (draft_size, draft_size))
@@ -508,6 +435,19 @@ def _scan(
 ) -> tuple[list[ImageRecord], ValidationReport, list[Any]]:
     """Decode every candidate once; `keep` turns each usable image into what the caller stores."""
     root = _unwrap_single_folder(resolve_dataset_source(source).resolve())
+    with in_use(root):  # an extracted .zip is not pruned from the cache while it is read
+        return _scan_root(root, min_per_class, min_size, progress, desc, keep, draft_size)
+
+
+def _scan_root(
+    root: Path,
+    min_per_class: int,
+    min_size: int,
+    progress: bool,
+    desc: str,
+    keep: Callable[[Image.Image], Any] | None,
+    draft_size: int | None,
+) -> tuple[list[ImageRecord], ValidationReport, list[Any]]:
     class_names, candidates, skipped = _list_files(root)
     if not class_names:
         loose = sum(1 for path, _ in skipped if _is_image_name(path))
@@ -520,8 +460,10 @@ def _scan(
 
     ordered = [(label, name, path) for label, name in enumerate(class_names) for path in candidates[name]]
 
+    max_pixels = limits.value("image_pixels")
+
     def work(path: str) -> tuple[_Decoded, Any]:
-        decoded = _decode_rgb(root / path, min_size=min_size, draft_size=draft_size)
+        decoded = _decode_rgb(root / path, min_size=min_size, draft_size=draft_size, max_pixels=max_pixels)
         return decoded, (keep(decoded.image) if keep and decoded.image is not None else None)
 
     records: list[ImageRecord] = []

@@ -7,8 +7,12 @@ wires components to it and to the curation store.
 
 from __future__ import annotations
 
+import inspect
+import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from types import SimpleNamespace
 
 import gradio as gr
@@ -18,6 +22,7 @@ from PIL import Image, ImageOps
 from gan_studio.app.common import (
     ALL_CLASSES,
     PROGRESS,
+    SEED_BOUNDS,
     class_indices,
     decisive,
     require_evaluator,
@@ -27,17 +32,20 @@ from gan_studio.app.common import (
 from gan_studio.app.curation import (
     DEFAULT_MIN_CONFIDENCE,
     DEFAULT_MIN_RATIO,
+    DEFAULT_SET,
     SHOW_CHOICES,
     SORT_ORDERS,
     Candidate,
     Thresholds,
     next_cursor,
+    set_name,
     step_cursor,
 )
-from gan_studio.app.export import METADATA_FORMATS
+from gan_studio.app.export import METADATA_FORMATS, check_size
 from gan_studio.app.postprocess import FILTERS, build_chain
 from gan_studio.app.tabs.sample import filter_controls
 from gan_studio.sampling import safe_name
+from gan_studio.utils import limits
 
 ACCEPT_COLOUR, REJECT_COLOUR = (22, 163, 74), (220, 38, 38)
 THUMB = 128
@@ -132,27 +140,63 @@ def _size_choices(resolution: int | None) -> list[tuple[str, int]]:
     return [(f"{s} px" + (" (the model's resolution)" if s == resolution else ""), s) for s in sizes]
 
 
+def _set_label(store_name: str | None) -> str:
+    return f"set **{store_name}**" if store_name else "your private set"
+
+
+def page_id(request: gr.Request | None) -> str | None:
+    """Gradio's id of the page's connection (each browser tab, each API client): the owner of its
+    private set."""
+    return getattr(request, "session_hash", None)
+
+
+def _owned(method: Callable, *, event: bool = False) -> Callable:
+    """A handler that passes ``method`` the page it serves first (its Gradio connection: the owner of
+    the page's private set), then the inputs; with ``event``, the select event's data last.
+
+    The handler shows Gradio ``method``'s own parameters (the API's names), after the request."""
+    if event:
+
+        def call(request: gr.Request, evt: gr.SelectData, *args):
+            return method(page_id(request), *args, evt)
+
+    else:
+
+        def call(request: gr.Request, *args):
+            return method(page_id(request), *args)
+
+    own = list(inspect.signature(method).parameters.values())[1:]  # without the owner
+    special = list(inspect.signature(call).parameters.values())[: 2 if event else 1]
+    call.__signature__ = inspect.Signature([*special, *(own[:-1] if event else own)])
+    return user_errors(call)
+
+
 @dataclass
 class _Curate:
-    """The tab's handlers; ``render`` returns (gallery, counts, status, ids, cursor, zoom, details)."""
+    """The tab's handlers; ``render`` returns (gallery, counts, status, ids, cursor, zoom, details).
+
+    Each gets the page's owner id and the typed set name (blank: the page's private set)."""
 
     studio: object
 
-    def shown(self, entry, view_class, show, order) -> list[Candidate]:
-        wanted = None if view_class in (None, ALL_CLASSES) else view_class
-        return self.studio.curation.get(entry.id).visible(wanted, show or "All", order or SORT_ORDERS[0])
+    def store(self, entry, owner: str | None, set_text: str | None):
+        return self.studio.curation.get(entry.id, set_name(set_text), owner)
 
-    def render(self, entry, view_class, show, order, cursor=None, message=""):
-        store = self.studio.curation.get(entry.id)
-        shown = self.shown(entry, view_class, show, order)
+    @staticmethod
+    def shown(store, view_class, show, order) -> list[Candidate]:
+        wanted = None if view_class in (None, ALL_CLASSES) else view_class
+        return store.visible(wanted, show or "All", order or SORT_ORDERS[0])
+
+    def render(self, entry, store, view_class, show, order, cursor=None, message=""):
+        shown = self.shown(store, view_class, show, order)
         ids = [c.id for c in shown]
         index = ids.index(cursor) if cursor in ids else (0 if ids else None)  # a new view starts at its first
         items = [(_thumbnail(store, c), _caption(c, store.thresholds)) for c in shown]
         rows = store.counts(entry.class_names)
         t = store.thresholds
         summary = f"**{sum(r[2] for r in rows)} accepted** of {sum(r[1] for r in rows)} candidates for "
-        summary += f"**{entry.id}** · thresholds: confidence ≥ {100 * t.min_confidence:g}%, ratio ≥ "
-        summary += f"{t.min_memorization_ratio:g} · showing {len(shown)}"
+        summary += f"**{entry.id}** in {_set_label(store.set_name)} · thresholds: confidence ≥ "
+        summary += f"{100 * t.min_confidence:g}%, ratio ≥ {t.min_memorization_ratio:g} · showing {len(shown)}"
         if message:
             summary = message + "\n\n" + summary
         cursor = ids[index] if index is not None else None
@@ -170,16 +214,28 @@ class _Curate:
             return None, NO_SELECTION
         return _zoomed(store, candidate), _details(candidate, store.thresholds)
 
-    def show(self, run_id, view_class, show, order, cursor=None):
+    def show(self, owner, run_id, view_class, show, order, cursor=None, set_text=None):
         if not run_id:
             return [], [], "Pick a run at the top of the page.", [], None, None, NO_SELECTION
-        return self.render(require_generator(self.studio, run_id), view_class, show, order, cursor)
+        entry = require_generator(self.studio, run_id)
+        return self.render(entry, self.store(entry, owner, set_text), view_class, show, order, cursor)
 
     def generate(
-        self, run_id, evaluator_id, class_choice, n, first_seed, trunc, filters, *rest, progress=PROGRESS
+        self,
+        owner,
+        run_id,
+        evaluator_id,
+        class_choice,
+        n,
+        first_seed,
+        trunc,
+        filters,
+        *rest,
+        progress=PROGRESS,
     ):
-        *strengths, view_class, show, order, cursor = rest
+        *strengths, view_class, show, order, cursor, set_text = rest
         entry = require_generator(self.studio, run_id)
+        store = self.store(entry, owner, set_text)
         evaluator_entry = require_evaluator(self.studio, evaluator_id, entry)
         chain = build_chain(filters or [], dict(zip(FILTERS, strengths)))
         progress(0.05, desc="loading the real training images")
@@ -191,65 +247,73 @@ class _Curate:
             registry.use_evaluator(evaluator_entry.id) as evaluator,
         ):
             _, real_features = self.studio.real_data.features(evaluator, split, "train")
-            new = self.studio.curation.get(entry.id).add_generated(
+            new = store.add_generated(
                 generator.model, generator.info, evaluator.model, real_features, split.train_names,
                 classes=class_indices(entry, class_choice), n_per_class=int(n), seed=int(first_seed),
                 truncation=float(trunc), chain=chain, real_labels=split.train.labels,
             )  # fmt: skip
         message = f"Added {len(new)} candidates; {sum(c.accepted for c in new)} pass the thresholds."
-        return self.render(entry, view_class, show, order, cursor, message)
+        return self.render(entry, store, view_class, show, order, cursor, message)
 
-    def thresholds(self, run_id, view_class, conf, ratio, show, order, cursor=None):
+    def thresholds(self, owner, run_id, view_class, conf, ratio, show, order, cursor=None, set_text=None):
         entry = require_generator(self.studio, run_id)
-        self.studio.curation.get(entry.id).set_thresholds(float(conf), float(ratio))
+        store = self.store(entry, owner, set_text)
+        store.set_thresholds(float(conf), float(ratio))
         message = "Thresholds applied (images decided by hand keep your decision)."
-        return self.render(entry, view_class, show, order, cursor, message)
+        return self.render(entry, store, view_class, show, order, cursor, message)
 
-    def select(self, run_id, ids, evt: gr.SelectData):
+    def select(self, owner, run_id, ids, set_text, evt: gr.SelectData):
         entry = require_generator(self.studio, run_id)
         if evt.index is None or not isinstance(evt.index, int) or evt.index >= len(ids):
             return gr.skip(), gr.skip(), gr.skip()
-        store = self.studio.curation.get(entry.id)
+        store = self.store(entry, owner, set_text)
         return ids[evt.index], *self.zoom(store, store.get(ids[evt.index]))
 
-    def move(self, run_id, ids, cursor, delta: int):
+    def move(self, owner, run_id, ids, cursor, set_text, delta: int):
         entry = require_generator(self.studio, run_id)
         cursor = step_cursor(ids, cursor, delta)
         if cursor is None:
             return gr.skip(), None, None, NO_SELECTION
-        store = self.studio.curation.get(entry.id)
+        store = self.store(entry, owner, set_text)
         return gr.update(selected_index=ids.index(cursor)), cursor, *self.zoom(store, store.get(cursor))
 
-    def decide(self, run_id, view_class, show, order, ids, cursor, accepted: bool):
+    def decide(self, owner, run_id, view_class, show, order, ids, cursor, set_text, accepted: bool):
         entry = require_generator(self.studio, run_id)
         if cursor not in ids:
             raise gr.Error("Select an image first: click it, or press → to start at the first one.")
-        candidate = self.studio.curation.get(entry.id).decide(cursor, accepted)
+        store = self.store(entry, owner, set_text)
+        candidate = store.decide(cursor, accepted)
         verdict = "accepted" if candidate.accepted else "rejected"
         message = f"{candidate.class_name} seed {candidate.seed}: {verdict}."
-        after = [c.id for c in self.shown(entry, view_class, show, order)]
-        return self.render(entry, view_class, show, order, next_cursor(ids, after, cursor), message)
+        after = [c.id for c in self.shown(store, view_class, show, order)]
+        return self.render(entry, store, view_class, show, order, next_cursor(ids, after, cursor), message)
 
-    def toggle_by_id(self, run_id, view_class, candidate_id, show, order, cursor=None):
+    def toggle_by_id(self, owner, run_id, view_class, candidate_id, show, order, cursor=None, set_text=None):
         """API: toggle a candidate by its id."""
         entry = require_generator(self.studio, run_id)
-        self.studio.curation.get(entry.id).toggle(candidate_id)
-        return self.render(entry, view_class, show, order, cursor)
+        store = self.store(entry, owner, set_text)
+        store.toggle(candidate_id)
+        return self.render(entry, store, view_class, show, order, cursor)
 
-    def export(self, run_id, with_real, size, metadata_file, progress=PROGRESS):
+    def export(self, owner, run_id, with_real, size, metadata_file, set_text=None, progress=PROGRESS):
         entry = require_generator(self.studio, run_id)
-        store = self.studio.curation.get(entry.id)
+        store = self.store(entry, owner, set_text)
+        size = check_size(size or entry.resolution)  # a whole number of pixels
+        if size != entry.resolution:
+            limits.refuse_above("resolution", size, f"Exporting at {size} px")
         real = {}
         if with_real:
             progress(0.1, desc="finding the real training images")
             split = self.studio.real_data.get(entry)
             real = {"real_root": split.root, "real_records": split.train.records, "real_fit": split.fit}
         progress(0.4, desc="writing the .zip")
-        name = f"{safe_name(entry.id.replace('/', '__'))}-curated-{time.strftime('%Y%m%d-%H%M%S')}.zip"
+        # Unique: clients exporting the same run in the same second must not write one file.
+        stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(6)}"
+        name = f"{safe_name(entry.id.replace('/', '__'))}-curated-{stamp}.zip"
         result = store.export(
             self.studio.path("exports") / name,
             class_names=entry.class_names,
-            size=size or entry.resolution,  # checked by the export: a whole number of pixels
+            size=size,
             metadata_file=metadata_file or METADATA_FORMATS[0],
             **real,
         )
@@ -265,10 +329,11 @@ class _Curate:
             gr.Info(f"Exported {result.path.name}")
         return str(result.path), report
 
-    def clear(self, run_id, view_class, show, order):
+    def clear(self, owner, run_id, view_class, show, order, set_text=None):
         entry = require_generator(self.studio, run_id)
-        self.studio.curation.get(entry.id).clear()
-        return self.render(entry, view_class, show, order, None, "All candidates removed.")
+        store = self.store(entry, owner, set_text)
+        store.clear()
+        return self.render(entry, store, view_class, show, order, None, "All candidates removed.")
 
     def pick_class(self, run_id, evt: gr.SelectData):
         """A click on a row of the per-class table shows that class."""
@@ -280,15 +345,24 @@ class _Curate:
 
 
 def _controls() -> SimpleNamespace:
-    """The left column: generation, thresholds, export."""
+    """The left column: the set, generation, thresholds, export."""
     ui = SimpleNamespace()
+    ui.set = gr.Textbox(
+        value="" if limits.space_profile() else DEFAULT_SET,
+        label="Set",
+        placeholder="empty: private to this page",
+        info="Empty: a set only this page sees, gone after the page closes. A name keeps the set across reloads and "
+        "restarts, and shares it: everyone who types the same name sees and changes the same set.",
+        max_lines=1,
+        elem_id="curate-set",
+    )
     gr.Markdown("### Candidates")
     ui.klass = gr.Dropdown(
         [ALL_CLASSES], value=ALL_CLASSES, label="Class", allow_custom_value=True, elem_id="curate-class"
     )
     ui.count = gr.Slider(1, 32, value=8, step=1, label="New candidates per class", elem_id="curate-count")
     with gr.Row():
-        ui.seed = gr.Number(value=0, precision=0, label="From seed", elem_id="curate-seed")
+        ui.seed = gr.Number(value=0, precision=0, **SEED_BOUNDS, label="From seed", elem_id="curate-seed")
         ui.truncation = gr.Slider(
             0.1, 1.5, value=1.0, step=0.05, label="Truncation", elem_id="curate-truncation"
         )
@@ -405,45 +479,55 @@ def build(studio, picker) -> None:
     picker.on_run_change(classes, [c.klass, v.view_class, c.size])
     c.klass.change(lambda k: k, [c.klass], [v.view_class], api_name=False, queue=False)  # generate, then see
     highlighted(c.generate.click(
-        user_errors(h.generate),
+        _owned(h.generate),
         [picker.run, picker.evaluator, c.klass, c.count, c.seed, c.truncation, c.enabled, *c.sliders.values(),
-         *shown, cursor],
+         *shown, cursor, c.set],
         view_outputs, api_name="curate_generate",
     ))  # fmt: skip
     highlighted(c.apply.click(
-        user_errors(h.thresholds), [picker.run, v.view_class, c.min_conf, c.min_ratio, v.show, v.order, cursor],
+        _owned(h.thresholds), [picker.run, v.view_class, c.min_conf, c.min_ratio, v.show, v.order, cursor, c.set],
         view_outputs, api_name="curate_thresholds", **queue,
     ))  # fmt: skip
     for component, api in ((v.view_class, "curate_show"), (v.show, False), (v.order, False)):
         highlighted(component.change(
-            user_errors(h.show), [picker.run, *shown, cursor], view_outputs, api_name=api, **queue
+            _owned(h.show), [picker.run, *shown, cursor, c.set], view_outputs, api_name=api, **queue
         ))  # fmt: skip
-    picker.run.change(user_errors(h.show), [picker.run, *shown], view_outputs, api_name=False)
+    no_cursor = gr.State(None)  # another run or set: start at its first image
+    for event in (picker.run.change, c.set.submit, c.set.blur):
+        event(_owned(h.show), [picker.run, *shown, no_cursor, c.set], view_outputs, api_name=False)
     v.gallery.select(
-        user_errors(h.select), [picker.run, ids], [cursor, v.zoom, v.details], api_name=False,
+        _owned(h.select, event=True), [picker.run, ids, c.set], [cursor, v.zoom, v.details], api_name=False,
         trigger_mode="multiple", **queue,
     )  # fmt: skip
     for button, delta in ((v.prev, -1), (v.next, 1), (v.up, -COLUMNS), (v.down, COLUMNS)):
         button.click(
-            user_errors(lambda run_id, shown_ids, at, d=delta: h.move(run_id, shown_ids, at, d)),
-            [picker.run, ids, cursor], [v.gallery, cursor, v.zoom, v.details], api_name=False,
-            trigger_mode="multiple", **queue,
+            _owned(partial(h.move, delta=delta)), [picker.run, ids, cursor, c.set],
+            [v.gallery, cursor, v.zoom, v.details], api_name=False, trigger_mode="multiple", **queue,
         ).then(None, js=SCROLL_JS)  # fmt: skip
     for button, accepted in ((v.accept, True), (v.reject, False)):
         highlighted(button.click(
-            user_errors(lambda run, k, s, o, shown_ids, at, a=accepted: h.decide(run, k, s, o, shown_ids, at, a)),
-            [picker.run, *shown, ids, cursor], view_outputs, api_name=False, trigger_mode="multiple", **queue,
+            _owned(partial(h.decide, accepted=accepted)), [picker.run, *shown, ids, cursor, c.set], view_outputs,
+            api_name=False, trigger_mode="multiple", **queue,
         ))  # fmt: skip
     toggle_id = gr.Textbox(visible=False, elem_id="curate-toggle-id")
     highlighted(toggle_id.submit(
-        user_errors(h.toggle_by_id), [picker.run, v.view_class, toggle_id, v.show, v.order, cursor],
+        _owned(h.toggle_by_id), [picker.run, v.view_class, toggle_id, v.show, v.order, cursor, c.set],
         view_outputs, api_name="curate_toggle", **queue,
     ))  # fmt: skip
     v.counts.select(user_errors(h.pick_class), [picker.run], [v.view_class], api_name=False)
     c.export.click(
-        user_errors(h.export), [picker.run, c.merge, c.size, c.metadata], [c.file, c.report],
+        _owned(h.export), [picker.run, c.merge, c.size, c.metadata, c.set], [c.file, c.report],
         api_name="curate_export",
     )  # fmt: skip
     highlighted(c.clear.click(
-        user_errors(h.clear), [picker.run, *shown], view_outputs, api_name="curate_clear", **queue
+        _owned(h.clear), [picker.run, *shown, c.set], view_outputs, api_name="curate_clear", **queue
     ))  # fmt: skip
+
+
+def page_closed(studio) -> Callable:
+    """For ``demo.unload``: a closed page's private sets go an hour later (no one can reach them)."""
+
+    def closed(request: gr.Request):
+        studio.curation.closed(page_id(request))
+
+    return closed

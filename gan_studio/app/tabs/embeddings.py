@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 import numpy as np
 
-from gan_studio.app.common import PROGRESS, require_evaluator, require_generator, user_errors
+from gan_studio.app.common import PROGRESS, SEED_BOUNDS, require_evaluator, require_generator, user_errors
 from gan_studio.app.embeddings import build_embedding, embedding_figure
 from gan_studio.sampling import generate
 
@@ -17,7 +17,7 @@ def build(studio, picker) -> None:
                 4, 100, value=20, step=1, label="Generated images per class", elem_id="emb-count"
             )
             with gr.Row():
-                seed = gr.Number(value=0, precision=0, label="First seed", elem_id="emb-seed")
+                seed = gr.Number(value=0, precision=0, **SEED_BOUNDS, label="First seed", elem_id="emb-seed")
                 truncation = gr.Slider(
                     0.1, 1.5, value=1.0, step=0.05, label="Truncation", elem_id="emb-truncation"
                 )

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from gan_studio.app.common import handler, require_evaluator, require_generator
+from gan_studio.app.common import COUNT_BOUNDS, SEED_BOUNDS, handler, require_evaluator, require_generator
 from gan_studio.app.evaluation_jobs import (
     EvaluationService,
     available_commands,
@@ -29,7 +29,10 @@ from gan_studio.evaluation.augment_bench.arms import ARM_KINDS
 from gan_studio.metrics import list_metrics
 from gan_studio.models.classifier import ARCHITECTURES
 from gan_studio.registry import ModelRegistry
+from gan_studio.utils.numbers import MAX_COUNT
 
+# The command line's ranges (evaluate --n-per-class, augment-bench / study --seeds, study --budget-hours).
+N_PER_CLASS_MAX, SEEDS_MAX, BUDGET_HOURS_MAX = 100_000, 1000, 10_000.0
 JOB_KINDS = ("train-evaluator", "evaluate", "augment-bench", "study")
 NOT_BY_DEFAULT = ("inception_fid", "c2st")  # offered, unticked: no weights offline; minutes of training
 RESULT_OUTPUTS = (
@@ -268,15 +271,20 @@ def _evaluator_and_metrics(ui: SimpleNamespace) -> None:
             list(ARCHITECTURES), value=ARCHITECTURES[0], label="Architecture", elem_id="eval-arch"
         )
         ui.eval_steps = gr.Number(
-            value=1000, precision=0, minimum=1, label="Steps", elem_id="eval-train-steps"
+            value=1000, precision=0, **COUNT_BOUNDS, label="Steps", elem_id="eval-train-steps"
         )
     ui.train = gr.Button("Train evaluator", elem_id="eval-train")
     gr.Markdown("### 2 · Metrics")
     with gr.Row():
         ui.n_per_class = gr.Number(
-            value=50, precision=0, minimum=2, label="Generated per class", elem_id="eval-n"
+            value=50,
+            precision=0,
+            minimum=2,
+            maximum=N_PER_CLASS_MAX,
+            label="Generated per class",
+            elem_id="eval-n",
         )
-        ui.seed = gr.Number(value=0, precision=0, label="First seed", elem_id="eval-seed")
+        ui.seed = gr.Number(value=0, precision=0, **SEED_BOUNDS, label="First seed", elem_id="eval-seed")
     ui.metrics = gr.CheckboxGroup(
         metric_names,
         # inception_fid needs weights that cannot be downloaded; c2st trains two classifiers
@@ -299,8 +307,12 @@ def _bench_and_study(ui: SimpleNamespace) -> None:
     )
     with gr.Row():
         ui.ratios = gr.Textbox(value="0.5,1.0", label="Synthetic per real image", elem_id="bench-ratios")
-        ui.bench_seeds = gr.Number(value=1, precision=0, minimum=1, label="Seeds", elem_id="bench-seeds")
-        ui.bench_steps = gr.Number(value=300, precision=0, minimum=1, label="Steps", elem_id="bench-steps")
+        ui.bench_seeds = gr.Number(
+            value=1, precision=0, minimum=1, maximum=SEEDS_MAX, label="Seeds", elem_id="bench-seeds"
+        )
+        ui.bench_steps = gr.Number(
+            value=300, precision=0, **COUNT_BOUNDS, label="Steps", elem_id="bench-steps"
+        )
     ui.bench_btn = gr.Button(
         "Run augmentation experiment" if bench_available else "Augmentation experiment (not in this version)",
         interactive=bench_available,
@@ -314,11 +326,22 @@ def _bench_and_study(ui: SimpleNamespace) -> None:
     )
     with gr.Row():
         ui.study_per_class = gr.Number(
-            value=0, precision=0, minimum=0, label="Real images per class (0: all)", elem_id="study-per-class"
+            value=0,
+            precision=0,
+            minimum=0,
+            maximum=MAX_COUNT,
+            label="Real images per class (0: all)",
+            elem_id="study-per-class",
         )
-        ui.study_seeds = gr.Number(value=3, precision=0, minimum=1, label="Seeds", elem_id="study-seeds")
+        ui.study_seeds = gr.Number(
+            value=3, precision=0, minimum=1, maximum=SEEDS_MAX, label="Seeds", elem_id="study-seeds"
+        )
         ui.study_budget = gr.Number(
-            value=2.0, minimum=0, label="Budget (hours, 0: none)", elem_id="study-budget"
+            value=2.0,
+            minimum=0,
+            maximum=BUDGET_HOURS_MAX,
+            label="Budget (hours, 0: none)",
+            elem_id="study-budget",
         )
     ui.study = gr.Button("Run study", elem_id="eval-study")
 

@@ -10,6 +10,7 @@ from gan_studio.app.common import (
     GOOD,
     INK,
     PROGRESS,
+    SEED_BOUNDS,
     labelled_tile,
     percent,
     require_evaluator,
@@ -54,7 +55,9 @@ def build(studio, picker) -> None:
                 [PREDICTED], value=PREDICTED, label="Explain", allow_custom_value=True, elem_id="cam-target"
             )
             with gr.Row():
-                seed = gr.Number(value=0, precision=0, label="First seed (synthetic)", elem_id="cam-seed")
+                seed = gr.Number(
+                    value=0, precision=0, **SEED_BOUNDS, label="First seed (synthetic)", elem_id="cam-seed"
+                )
                 truncation = gr.Slider(
                     0.1, 1.5, value=1.0, step=0.05, label="Truncation", elem_id="cam-truncation"
                 )

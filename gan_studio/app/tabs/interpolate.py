@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from gan_studio.app.common import PROGRESS, require_generator, user_errors
+from gan_studio.app.common import PROGRESS, SEED_BOUNDS, require_generator, user_errors
 from gan_studio.app.interpolation import (
     METHODS,
     filmstrip,
@@ -25,7 +25,9 @@ def build(studio, picker) -> None:
                 class_a = gr.Dropdown(
                     [], label="Start class", allow_custom_value=True, elem_id="interp-class-a"
                 )
-                seed_a = gr.Number(value=0, precision=0, label="Start seed", elem_id="interp-seed-a")
+                seed_a = gr.Number(
+                    value=0, precision=0, **SEED_BOUNDS, label="Start seed", elem_id="interp-seed-a"
+                )
             with gr.Row():
                 class_b = gr.Dropdown(
                     [SAME_CLASS],
@@ -34,7 +36,9 @@ def build(studio, picker) -> None:
                     allow_custom_value=True,
                     elem_id="interp-class-b",
                 )
-                seed_b = gr.Number(value=1, precision=0, label="End seed", elem_id="interp-seed-b")
+                seed_b = gr.Number(
+                    value=1, precision=0, **SEED_BOUNDS, label="End seed", elem_id="interp-seed-b"
+                )
             frames = gr.Slider(2, 48, value=12, step=1, label="Frames", elem_id="interp-frames")
             with gr.Row():
                 method = gr.Radio(list(METHODS), value="slerp", label="Path", elem_id="interp-method")

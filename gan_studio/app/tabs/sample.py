@@ -13,6 +13,7 @@ import torch
 from gan_studio.app.common import (
     ALL_CLASSES,
     PROGRESS,
+    SEED_BOUNDS,
     class_indices,
     prediction_caption,
     require_generator,
@@ -128,7 +129,9 @@ def build(studio, picker) -> None:
             )
             count = gr.Slider(1, 32, value=8, step=1, label="Images per class", elem_id="sample-count")
             with gr.Row():
-                seed = gr.Number(value=0, precision=0, label="First seed", elem_id="sample-seed")
+                seed = gr.Number(
+                    value=0, precision=0, **SEED_BOUNDS, label="First seed", elem_id="sample-seed"
+                )
                 truncation = gr.Slider(
                     0.1, 1.5, value=1.0, step=0.05, label="Truncation", elem_id="sample-truncation"
                 )

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from gan_studio.app.common import PROGRESS, handler, user_errors
+from gan_studio.app.common import COUNT_BOUNDS, PROGRESS, handler, user_errors
 from gan_studio.app.training_manager import (
     CUSTOM,
     DEMO,
@@ -30,8 +30,11 @@ from gan_studio.app.training_manager import (
 )
 from gan_studio.data import DatasetError
 from gan_studio.registry import GENERATOR, ModelRegistry
+from gan_studio.training.config import TrainConfig
 from gan_studio.training.recipes import builtin_recipes, load_recipe
+from gan_studio.utils import limits
 
+BATCH_MAX = TrainConfig.__dataclass_fields__["batch"].metadata["maximum"]
 SOURCES = ("Built-in demo (vise parts)", "Folder on the server", "Upload a .zip")
 POLL_OUTPUTS = 8  # what a poll redraws besides its signature: status, bar, plots, images, table, log, picker
 
@@ -156,9 +159,6 @@ def start(
     svc: TrainServices, kind, folder_value, upload_value, run_name, res_v, steps_v, batch_v, width_v, z_v,
     lr_v, tf_v, se_v, ce_v, da_v, recipe_v=CUSTOM, progress=PROGRESS,
 ):  # fmt: skip
-    data = resolve_source(svc, kind, folder_value, upload_value)
-    progress(0.1, desc="checking every image")
-    root, _ = validate_dataset(data, progress=False)  # fail here with the report's message, not in a log
     options = TrainOptions(
         resolution=int(res_v),
         steps=int(steps_v),
@@ -172,8 +172,12 @@ def start(
         ckpt_every=int(ce_v),
         recipe=None if recipe_v in (None, "", CUSTOM) else recipe_v,
     )
-    options.cli_args()  # a bad combination fails here, before a run folder is made
-    run_dir = svc.training.start(data if data == DEMO else str(root), run_name, options)
+    options.cli_args()  # a bad combination or a limit fails here, before the dataset is checked
+    data = resolve_source(svc, kind, folder_value, upload_value)
+    progress(0.1, desc="checking every image")
+    validate_dataset(data, progress=False)  # fail here with the report's message, not in a log
+    # The .zip itself, not its folder in the extraction cache: the cache is pruned, the staged .zip stays.
+    run_dir = svc.training.start(data, run_name, options)
     gr.Info(f"Training '{run_dir.name}' started in the background.")
     return gr.update(choices=watch_choices(svc), value=run_dir.name), None
 
@@ -307,21 +311,33 @@ def _advanced_options(ui: SimpleNamespace, initial: TrainOptions) -> None:
             ["16", "64", "128"], value=str(initial.z_dim), label="Latent size", elem_id="train-zdim"
         )
     with gr.Row():
-        ui.lr = gr.Number(value=initial.lr, label="Learning rate (G and D)", elem_id="train-lr")
+        ui.lr = gr.Number(
+            value=initial.lr, minimum=0, maximum=1, label="Learning rate (G and D)", elem_id="train-lr"
+        )
         ui.test_fraction = gr.Slider(
             0.1, 0.5, value=initial.test_fraction, step=0.05, label="Held-out test share",
             elem_id="train-test-fraction",
         )  # fmt: skip
     with gr.Row():
         ui.sample_every = gr.Number(
-            value=initial.sample_every, precision=0, minimum=1, label="Samples every N steps",
+            value=initial.sample_every, precision=0, **COUNT_BOUNDS, label="Samples every N steps",
             elem_id="train-sample-every",
         )  # fmt: skip
         ui.ckpt_every = gr.Number(
-            value=initial.ckpt_every, precision=0, minimum=1, label="Checkpoint every N steps",
+            value=initial.ckpt_every, precision=0, **COUNT_BOUNDS, label="Checkpoint every N steps",
             elem_id="train-ckpt-every",
         )  # fmt: skip
     ui.diffaug = gr.Textbox(value=initial.diffaug, label="DiffAugment policy", elem_id="train-diffaug")
+
+
+def limits_note() -> str:
+    """The limits a shared server (a Space) puts on trainings, in one line for the Train tab."""
+    value = limits.value
+    return (
+        f"**Limits of this server:** at most {value('steps'):,} steps, a batch of {value('batch')}, "
+        f"{value('resolution')} px, .zip uploads of {value('upload_mb'):g} MB and {value('trainings')} "
+        "background job(s) at a time (set by GAN_STUDIO_MAX_* environment variables)."
+    )
 
 
 def _options_column(first_recipe: str) -> SimpleNamespace:
@@ -329,6 +345,8 @@ def _options_column(first_recipe: str) -> SimpleNamespace:
     ui = SimpleNamespace()
     initial = TrainOptions.from_recipe(first_recipe)
     gr.Markdown("### 2 · Options")
+    if limits.space_profile():
+        gr.Markdown(limits_note(), elem_id="train-limits")
     ui.name = gr.Textbox(value="my-run", label="Run name", elem_id="train-name")
     # Built as "custom", the API's start_training keeps its plain-run default; a page load
     # then picks the recipe for this machine (and fills the fields from it).
@@ -345,10 +363,15 @@ def _options_column(first_recipe: str) -> SimpleNamespace:
             elem_id="train-res",
         )  # fmt: skip
         ui.steps = gr.Number(
-            value=initial.steps, precision=0, minimum=1, label="Steps", elem_id="train-steps"
+            value=initial.steps, precision=0, **COUNT_BOUNDS, label="Steps", elem_id="train-steps"
         )
         ui.batch = gr.Number(
-            value=initial.batch, precision=0, minimum=1, label="Batch", elem_id="train-batch"
+            value=initial.batch,
+            precision=0,
+            minimum=1,
+            maximum=BATCH_MAX,
+            label="Batch",
+            elem_id="train-batch",
         )
     with gr.Accordion("Advanced", open=False):
         _advanced_options(ui, initial)
@@ -357,7 +380,11 @@ def _options_column(first_recipe: str) -> SimpleNamespace:
         ui.stop = gr.Button("Stop", variant="stop", elem_id="train-stop")
     with gr.Row():
         ui.resume_steps = gr.Number(
-            value=4000, precision=0, minimum=1, label="Resume up to total steps", elem_id="train-resume-steps"
+            value=4000,
+            precision=0,
+            **COUNT_BOUNDS,
+            label="Resume up to total steps",
+            elem_id="train-resume-steps",
         )
         ui.resume = gr.Button("Resume", elem_id="train-resume")
     return ui
