@@ -198,17 +198,17 @@ def write_rank_fingerprint(trainer) -> None:
 
 
 def run_sample(args) -> int:
-    from gan_studio.sampling import class_index, load_generator, write_samples
+    from gan_studio.sampling import class_index, load_generator, sample, seeds_per_class, write_samples
 
     G, info = load_generator(args.ckpt, device=args.device)
     if args.class_name == "all":
         classes = list(range(len(info.class_names)))
     else:
         classes = [class_index(G, args.class_name)]
-    class_indices = [c for c in classes for _ in range(args.n)]
-    seeds = [args.seed + i for _ in classes for i in range(args.n)]
-    manifest = write_samples(G, info, args.out, class_indices, seeds, truncation=args.truncation)
-    print(f"wrote {len(seeds)} images and {manifest}")
+    labels, seeds = seeds_per_class(classes, args.n, args.seed)
+    batch = sample(G, info, labels, seeds, truncation=args.truncation, progress=True)
+    manifest = write_samples(batch, args.out)
+    print(f"wrote {len(batch)} images and {manifest}")
     return 0
 
 

@@ -1,4 +1,6 @@
-"""Chromium helpers shared by the browser tests (test_app_browser.py, test_first_run.py).
+"""Chromium helpers shared by the browser tests (test_app_browser.py, test_curate_browser.py,
+test_first_run.py): their marks, the fixtures that serve the app and open one page on it, screenshots,
+and the clicks they all make.
 
 Playwright is imported inside the helpers, so importing this module never fails where the browser
 tests are skipped.
@@ -7,12 +9,68 @@ tests are skipped.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 SECOND = 1000  # Playwright timeouts are in milliseconds
+
+# Every browser test module's pytestmark. Gradio's queue calls pandas APIs that pandas 3 deprecates; not ours.
+BROWSER_MARKS = [
+    pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning"),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium: apt-get install -y chromium"),
+]
+
+
+def playwright_expect():
+    """Playwright's ``expect``; skips the calling module where Playwright is not installed."""
+    return pytest.importorskip("playwright.sync_api").expect
+
+
+def app_fixture(workspace: str):
+    """A module-scoped fixture yielding (url, studio): the app over the tiny run and the tiny evaluator
+    (tests/conftest.py, tests/app_support.py) in a fresh work folder named after ``workspace``.
+    Assign it to a module attribute named ``app``."""
+
+    @pytest.fixture(scope="module", name="app")
+    def app(tmp_path_factory, tiny_run, demo_dir):
+        from tests.app_support import running_app, tiny_evaluator
+
+        evaluator = tiny_evaluator(tmp_path_factory.getbasetemp(), tiny_run, demo_dir)
+        with running_app(tmp_path_factory.mktemp(workspace), tiny_run, demo_dir, evaluator) as served:
+            yield served
+
+    return app
+
+
+def page_fixture(served_by: str = "app", *, timeout_s: float = 60, ready: Callable | None = None):
+    """A module-scoped fixture yielding one chromium page, shared by the module's tests (they run in
+    order), on the app the fixture ``served_by`` yields (its URL, or (url, studio)), once ``ready(page)``
+    has returned. Assign it to a module attribute named ``page``."""
+
+    @pytest.fixture(scope="module", name="page")
+    def page(request):
+        served = request.getfixturevalue(served_by)
+        url = served if isinstance(served, str) else served[0]
+        with chromium_page(url, timeout_s=timeout_s) as opened:
+            if ready is not None:
+                ready(opened)
+            yield opened
+
+    return page
+
+
+def screenshots(prefix: str, *, full_page: bool) -> Callable:
+    """A module's ``screenshot(page, name)``: saves ARTIFACTS/<prefix>-<name>.png once its images loaded."""
+
+    def save(page, name: str) -> None:
+        screenshot(page, ARTIFACTS / f"{prefix}-{name}.png", full_page)
+
+    return save
 
 
 @contextmanager

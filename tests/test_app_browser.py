@@ -12,54 +12,33 @@ import re
 import shutil
 import zipfile
 
-import pytest
-
-from tests.app_support import running_app, tiny_evaluator
+from tests.app_support import tiny_evaluator
 from tests.browser_support import (
-    ARTIFACTS,
-    CHROMIUM,
+    BROWSER_MARKS,
     SECOND,
+    app_fixture,
     choose,
-    chromium_page,
     open_tab,
+    page_fixture,
+    playwright_expect,
+    screenshots,
     set_number,
     thumbnails,
 )
-from tests.browser_support import screenshot as save_screenshot
 
-# Gradio's queue calls pandas APIs that pandas 3 deprecates; not ours to fix.
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning"),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium: apt-get install -y chromium"),
-]
-
-sync_api = pytest.importorskip("playwright.sync_api")
-expect = sync_api.expect
+pytestmark = BROWSER_MARKS
+expect = playwright_expect()
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory, tiny_run, demo_dir):
-    """(url, studio): the app over the tiny run and the tiny evaluator, in a fresh workspace."""
-    evaluator = tiny_evaluator(tmp_path_factory.getbasetemp(), tiny_run, demo_dir)
-    with running_app(tmp_path_factory.mktemp("browser-studio"), tiny_run, demo_dir, evaluator) as (
-        url,
-        studio,
-    ):
-        yield url, studio
+def _picked(page) -> None:
+    """demo.load filled the picker: the tiny run and its evaluator are picked."""
+    expect(page.locator("#picker-info")).to_contain_text("tiny", timeout=120 * SECOND)
+    expect(page.locator("#picker-evaluator input")).to_have_value(re.compile("tiny-evaluator"))
 
 
-@pytest.fixture(scope="module")
-def page(app):
-    """One chromium page on the app, shared by the tests of this module (they run in order)."""
-    with chromium_page(app[0], timeout_s=60) as page:
-        # demo.load filled the picker: the tiny run and its evaluator are picked.
-        expect(page.locator("#picker-info")).to_contain_text("tiny", timeout=120 * SECOND)
-        expect(page.locator("#picker-evaluator input")).to_have_value(re.compile("tiny-evaluator"))
-        yield page
-
-
-def screenshot(page, name: str) -> None:
-    save_screenshot(page, ARTIFACTS / f"browser-{name}.png", full_page=True)
+app = app_fixture("browser-studio")
+page = page_fixture(ready=_picked)
+screenshot = screenshots("browser", full_page=True)
 
 
 def test_train_tab_recipe_shows_its_plan_and_fills_the_fields(page):

@@ -24,7 +24,7 @@ from gan_studio.app.training_manager import TrainingManager, TrainOptions, loss_
 from gan_studio.data import DatasetError
 from gan_studio.evaluation import EvaluatorClassifier
 from gan_studio.registry import GENERATOR, ModelRegistry
-from gan_studio.sampling import generate
+from gan_studio.sampling import SAMPLES_SCHEMA, generate, upgrade_manifest
 from tests.app_support import tiny_evaluator
 
 
@@ -233,7 +233,10 @@ def test_curation_scores_thresholds_toggles_persists_and_exports(registry, real_
     assert len(generated) == 7 and len(real) == len(real_split.train)
     assert {e["file"] for e in manifest["images"]} | {"manifest.json", "metadata.csv"} == names
     first = next(e for e in generated if e["seed"] == 6 and e["class"] == g.info.class_names[0])
-    assert len(first["latent"]) == 16 and first["run"] == "tiny" and first["step"] == 6
+    assert len(first["latent"]) == 16 and first["model"] == "tiny" and first["step"] == 6
+    assert manifest["schema"] == SAMPLES_SCHEMA and manifest["model"] == reopened.meta["model"]
+    assert manifest["model"]["id"] == "tiny" and manifest["model"]["step"] == 6
+    assert upgrade_manifest(manifest) == manifest  # the samples manifest, as the reader expects it
     assert (
         set(first["scores"]) >= {"confidence", "memorization_ratio"}
         and first["filters"][0]["name"] == "median"

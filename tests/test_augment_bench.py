@@ -18,14 +18,17 @@ from gan_studio.cli import main
 from gan_studio.data import load_split
 from gan_studio.evaluation.augment_bench import (
     Arm,
+    Candidate,
+    SyntheticPool,
     draw_synthetic_pool,
     parse_arms,
     parse_ratios,
     runner,
     synthetic_quota,
+    write_synthetic,
 )
 from gan_studio.evaluation.classifier import EvaluatorClassifier, load_evaluator, save_evaluator
-from gan_studio.sampling import generate, load_generator
+from gan_studio.sampling import SAMPLES_SCHEMA, generate, load_generator, read_manifest
 from tests.conftest import REPO
 
 TINY = [
@@ -171,6 +174,44 @@ def test_filtered_pool_is_the_unfiltered_stream_filtered_with_a_cap():
 # ------------------------------------------------------------------------------------ tiny bench
 
 
+def test_synthetic_manifest_extends_an_earlier_one_written_before_the_schema(tmp_path):
+    """A bench folder from before samples-v1: the same stream is extended, another one starts afresh."""
+    folder = tmp_path / "seed_0"
+    folder.mkdir()
+    old = {
+        "bench_seed": 0, "generator": "/x/gen", "run_dir": "/x/parts", "step": 600, "resolution": 8,
+        "truncation": 1.0, "noise_mode": "const", "first_seed": 0, "candidates_tried": {"A": 1},
+        "images": [{"file": "A/seed_000000.png", "class": "A", "class_index": 0, "seed": 0, "stream_index": 0,
+                    "confidence": 0.9, "passes_filter": True}],
+        "arms": {"real+syn@0.5": ["A/seed_000000.png"]},
+    }  # fmt: skip
+    (folder / "manifest.json").write_text(json.dumps(old))
+    model = {"id": "parts", "generator": "/x/gen", "run_dir": "/x/parts", "step": 600, "resolution": 8,
+             "z_dim": 4, "noise_mode": "const"}  # fmt: skip
+    drawn = Candidate(1, 0, 0, torch.zeros(3, 8, 8, dtype=torch.uint8), 0.5, True)
+
+    def write(first_seed: int) -> dict:
+        pool = SyntheticPool(first_seed, {1: [drawn]}, {1: 1})
+        path = write_synthetic(
+            pool, {"real+syn@1": [drawn]}, folder, class_names=["A", "B"], model=model, truncation=1.0,
+            extra={"bench_seed": 0},
+        )  # fmt: skip
+        return read_manifest(path)
+
+    extended = write(first_seed=0)
+    assert extended["schema"] == SAMPLES_SCHEMA and extended["model"] == model
+    assert [e["file"] for e in extended["images"]] == ["A/seed_000000.png", "B/seed_000000.png"]
+    earlier, new = extended["images"]
+    assert earlier["scores"] == {"confidence": 0.9} and earlier["model"] == "parts" and earlier["step"] == 600
+    assert new["scores"] == {"confidence": 0.5} and new["stream_index"] == 0 and new["latent"] is None
+    assert set(extended["arms"]) == {"real+syn@0.5", "real+syn@1"}
+    assert extended["candidates_tried"] == {"A": 1, "B": 1} and extended["bench_seed"] == 0
+    afresh = write(first_seed=5)  # another stream: the earlier images are not of it
+    assert [e["file"] for e in afresh["images"]] == ["B/seed_000000.png"] and set(afresh["arms"]) == {
+        "real+syn@1"
+    }
+
+
 def test_results_are_well_formed(bench, tiny_run):
     doc = read_results(bench)
     setup, rows = doc["setup"], doc["results"]
@@ -211,6 +252,7 @@ def test_manifest_lists_the_synthetic_images_and_reproduces_them(bench, tiny_run
     doc = read_results(bench)
     manifest_path = bench / doc["results"][1]["synthetic_manifest"]
     manifest = json.loads(manifest_path.read_text())
+    assert manifest["schema"] == SAMPLES_SCHEMA and manifest["model"]["step"] == 6  # the samples manifest
     files = manifest["arms"]["real+syn@0.5"]
     assert len(files) == doc["results"][1]["n_synthetic"]
     entries = {entry["file"]: entry for entry in manifest["images"]}
@@ -315,7 +357,7 @@ def test_filtered_arm_keeps_only_confident_images(tiny_run, tmp_path):
     manifest = json.loads((out / row["synthetic_manifest"]).read_text())
     entries = {entry["file"]: entry for entry in manifest["images"]}
     chosen = [entries[file] for file in manifest["arms"]["real+syn_filtered@0.5"]]
-    assert len(chosen) == row["n_synthetic"] and all(e["confidence"] >= threshold for e in chosen)
+    assert len(chosen) == row["n_synthetic"] and all(e["scores"]["confidence"] >= threshold for e in chosen)
     assert row["quota_met"] == (row["note"] is None)
     for name, count in row["synthetic_per_class"].items():  # the first confident candidates of the stream
         picked = sorted(e["stream_index"] for e in chosen if e["class"] == name)
@@ -328,7 +370,7 @@ def test_filtered_arm_keeps_only_confident_images(tiny_run, tmp_path):
     images = torch.stack([load_png(out / "synthetic" / "seed_0" / e["file"]) for e in chosen])
     probs, _ = scored.predict_uint8(images)
     recomputed = probs[np.arange(len(chosen)), [e["class_index"] for e in chosen]]
-    assert recomputed == pytest.approx([e["confidence"] for e in chosen], abs=1e-4)
+    assert recomputed == pytest.approx([e["scores"]["confidence"] for e in chosen], abs=1e-4)
 
     unreachable = [*argv, "--filter-confidence", "1.0", "--filter-max-factor", "2"]
     unreachable[unreachable.index("--out") + 1] = str(tmp_path / "unreachable")

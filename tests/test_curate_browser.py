@@ -11,51 +11,33 @@ import json
 import re
 import zipfile
 
-import pytest
 from PIL import Image
 
-from tests.app_support import running_app, tiny_evaluator
 from tests.browser_support import (
-    ARTIFACTS,
-    CHROMIUM,
+    BROWSER_MARKS,
     SECOND,
+    app_fixture,
     choose,
-    chromium_page,
     open_tab,
+    page_fixture,
+    playwright_expect,
+    screenshots,
     set_number,
     thumbnails,
 )
-from tests.browser_support import screenshot as save_screenshot
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning"),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium: apt-get install -y chromium"),
-]
-
-sync_api = pytest.importorskip("playwright.sync_api")
-expect = sync_api.expect
+pytestmark = BROWSER_MARKS
+expect = playwright_expect()
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory, tiny_run, demo_dir):
-    evaluator = tiny_evaluator(tmp_path_factory.getbasetemp(), tiny_run, demo_dir)
-    with running_app(tmp_path_factory.mktemp("curate-studio"), tiny_run, demo_dir, evaluator) as (
-        url,
-        studio,
-    ):
-        yield url, studio
+def _on_the_curate_tab(page) -> None:
+    expect(page.locator("#picker-info")).to_contain_text("tiny", timeout=120 * SECOND)
+    open_tab(page, "Curate & export", "curate")
 
 
-@pytest.fixture(scope="module")
-def page(app):
-    with chromium_page(app[0], timeout_s=60) as page:
-        expect(page.locator("#picker-info")).to_contain_text("tiny", timeout=120 * SECOND)
-        open_tab(page, "Curate & export", "curate")
-        yield page
-
-
-def screenshot(page, name: str) -> None:
-    save_screenshot(page, ARTIFACTS / f"curate-{name}.png", full_page=True)
+app = app_fixture("curate-studio")
+page = page_fixture(ready=_on_the_curate_tab)
+screenshot = screenshots("curate", full_page=True)
 
 
 def captions(page) -> list[str]:

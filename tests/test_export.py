@@ -15,6 +15,7 @@ from gan_studio.app.common import decisive
 from gan_studio.app.curation import SORT_ORDERS, Candidate, CurationStore, next_cursor, step_cursor, view
 from gan_studio.app.export import METADATA_COLUMNS, check_size, missing_warning
 from gan_studio.data.folder import ImageRecord
+from gan_studio.sampling import SAMPLES_SCHEMA, upgrade_manifest
 
 CLASSES = ["Nut", "Clamp", "Slider"]  # the model's order: not sorted, as an ImageFolder loader would
 
@@ -128,6 +129,15 @@ def test_merged_export_writes_every_image_at_the_chosen_size(store, real, tmp_pa
     _, manifest, _, sizes = _read(result.path)
     assert len(sizes) == 9 and set(sizes.values()) == {(48, 48)}
     assert manifest["image_size"] == 48 and {e["size"] for e in manifest["images"]} == {48}
+    # gan_studio.sampling's samples manifest; a curation from before the model was recorded: named by its run
+    assert manifest["schema"] == SAMPLES_SCHEMA and upgrade_manifest(manifest) == manifest
+    assert manifest["model"]["id"] == "toy" and "min_confidence" in manifest["thresholds"]
+    nut = next(e for e in manifest["images"] if e["file"] == "Nut/seed_000002_t100.png")
+    assert (nut["source"], nut["model"], nut["step"], nut["seed"], len(nut["latent"])) == (
+        "generated", "toy", 7, 2, 8,
+    )  # fmt: skip
+    real_entry = next(e for e in manifest["images"] if e["source"] == "real")
+    assert real_entry["fit"] == "center-crop" and real_entry["original"] and "seed" not in real_entry
     assert result.warning.endswith("They have real images only.")  # Slider: no generated image, still there
     base = {"name": "Base", "index": 3, "generated": 0, "real": 0, "candidates": 0, "accepted": 0}
     mixed = missing_warning([*result.classes, base])

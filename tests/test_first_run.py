@@ -21,27 +21,22 @@ import pytest
 
 from tests.app_support import free_port
 from tests.browser_support import (
-    ARTIFACTS,
-    CHROMIUM,
+    BROWSER_MARKS,
     SECOND,
     choose,
-    chromium_page,
     open_tab,
+    page_fixture,
+    playwright_expect,
+    screenshots,
     set_number,
     thumbnails,
 )
-from tests.browser_support import screenshot as save_screenshot
 
 REPO = Path(__file__).resolve().parents[1]
 
 PACKAGE = REPO / "checkpoints" / "vise-parts"
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning"),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium: apt-get install -y chromium"),
-]
-
-sync_api = pytest.importorskip("playwright.sync_api")
-expect = sync_api.expect
+pytestmark = BROWSER_MARKS
+expect = playwright_expect()
 
 
 def test_shipped_package_is_complete_and_small():
@@ -100,14 +95,8 @@ def app_url(tmp_path_factory, cache_dir):
         log.close()
 
 
-@pytest.fixture(scope="module")
-def page(app_url):
-    with chromium_page(app_url, timeout_s=120) as page:
-        yield page
-
-
-def screenshot(page, name: str) -> None:
-    save_screenshot(page, ARTIFACTS / f"first-run-{name}.png", full_page=False)
+page = page_fixture("app_url", timeout_s=120)
+screenshot = screenshots("first-run", full_page=False)
 
 
 def test_opens_on_the_shipped_package(page):

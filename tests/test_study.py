@@ -151,6 +151,36 @@ def test_convergence_rule_stops_on_patience_and_keeps_the_best_weights():
     )
 
 
+def test_a_fit_is_a_function_of_its_seed_and_leaves_the_callers_rng_alone():
+    """Same inputs and seed: the same weights and history (the classifier and its AdamW are made under
+    the seed by models.classifier_fit.seeded_classifier); another seed: other weights."""
+    generator = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8, generator=generator)
+    labels = torch.arange(16) % 2
+    rule = ConvergenceRule(max_steps=6, eval_every=3, patience=2, min_steps=3, batch_size=8, warmup_steps=1)
+
+    def fit(seed, init_state=None):
+        return fit_to_convergence(
+            TrainingMix(images, labels, augment="classic"), images[:8], labels[:8], class_names=["a", "b"],
+            rule=rule, seed=seed, precision="fp32", device="cpu", init_state=init_state,
+        )  # fmt: skip
+
+    torch.manual_seed(123)
+    first = fit(0)
+    after_fit = torch.rand(1)
+    torch.manual_seed(123)
+    assert torch.equal(torch.rand(1), after_fit)
+    second, other_seed = fit(0), fit(1)
+    for key, value in first.model.state_dict().items():
+        assert torch.equal(value, second.model.state_dict()[key]), key
+    assert first.history == second.history
+    assert not torch.equal(first.model.head.weight, other_seed.model.head.weight)
+    # Starting from given weights is as reproducible, and starts from them, not from the seed's own.
+    a, b = fit(2, init_state=first.model.state_dict()), fit(2, init_state=first.model.state_dict())
+    assert all(torch.equal(v, b.model.state_dict()[k]) for k, v in a.model.state_dict().items())
+    assert not torch.equal(a.model.head.weight, fit(2).model.head.weight)
+
+
 class _ScoredEvaluator:
     """A stand-in evaluator: the confidence of an image is its mean red value, its feature the mean colour."""
 

@@ -35,9 +35,9 @@ from gan_studio.app.export import ExportResult, export_dataset, generated_items,
 from gan_studio.app.postprocess import FilterSpec, apply_chain, describe
 from gan_studio.data.zip_cache import in_use
 from gan_studio.metrics.memorization import NEAR_COPY_THRESHOLD, copy_ratios
-from gan_studio.sampling import generate, safe_name
+from gan_studio.sampling import safe_name, sample
 from gan_studio.utils.atomic import write_json_atomic
-from gan_studio.utils.images import save_png_atomic, to_pil
+from gan_studio.utils.images import save_png_atomic
 
 STATE_FILE = "state.json"
 DEFAULT_SET = "default"
@@ -222,8 +222,10 @@ class CurationStore:
                         plan.append((s, c, cid))
                     s += 1
             seeds, labels = [p[0] for p in plan], [p[1] for p in plan]
-            images = generate(generator, labels, seeds, truncation=truncation, progress=progress)
-            pils = [apply_chain(to_pil(image), chain) for image in images]
+            batch = sample(
+                generator, info, labels, seeds, truncation=truncation, model=self.run_id, progress=progress
+            )
+            pils = [apply_chain(image, chain) for image in batch.pil()]
             filtered = (
                 torch.from_numpy(np.stack([np.asarray(p) for p in pils])).permute(0, 3, 1, 2).contiguous()
             )
@@ -232,17 +234,17 @@ class CurationStore:
                 probs, features, labels, real_features, real_labels
             )
             new = []
-            for i, (s, c, cid) in enumerate(plan):
+            for i, (record, (_, _, cid)) in enumerate(zip(batch.records, plan)):
                 file = f"images/{cid}.png"
                 save_png_atomic(pils[i], self.folder / file)
                 predicted = int(probs[i].argmax())
                 candidate = Candidate(
                     id=cid,
-                    class_name=info.class_names[c],
-                    class_index=int(c),
-                    seed=int(s),
-                    truncation=float(truncation),
-                    step=int(info.step),
+                    class_name=record.class_name,
+                    class_index=record.class_index,
+                    seed=record.seed,
+                    truncation=record.truncation,
+                    step=record.step,
                     file=file,
                     confidence=float(confidence[i]),
                     predicted=info.class_names[predicted],
@@ -256,6 +258,7 @@ class CurationStore:
             self.candidates.extend(new)
             self.meta.update(
                 {
+                    "model": batch.model,  # the samples manifest's "model", for the export
                     "generator": info.source,
                     "z_dim": int(generator.z_dim),
                     "class_names": list(info.class_names),
@@ -343,15 +346,18 @@ class CurationStore:
                     raise ValueError("Choose an output size for the real images.")
                 with Image.open(self.folder / accepted[0].file) as first:
                     size = first.width
-            z_dim = self.meta.get("z_dim")
-            items = generated_items(accepted, self.folder, names, run_id=self.run_id, z_dim=z_dim)
+            model = self.meta.get("model") or {  # a curation from before the model was recorded
+                "id": self.run_id,
+                "generator": self.meta.get("generator"),
+                "run_dir": None,
+                "step": max((c.step for c in accepted), default=None),
+                "resolution": None,
+                "z_dim": self.meta.get("z_dim"),
+                "noise_mode": "const",
+            }
+            items = generated_items(accepted, self.folder, names, model=self.run_id, z_dim=model.get("z_dim"))
             if real_records:
                 items += real_items(real_records, Path(real_root), names, real_fit)
-            header = {
-                "run": self.run_id,
-                "generator": self.meta.get("generator"),
-                "thresholds": asdict(self.thresholds),
-            }
             with in_use(real_root or self.folder):  # real images of an extracted .zip stay while read
                 return export_dataset(
                     out_zip,
@@ -360,7 +366,8 @@ class CurationStore:
                     candidates=list(self.candidates),
                     size=size,
                     metadata_file=metadata_file,
-                    header=header,
+                    model=model if accepted else None,
+                    thresholds=asdict(self.thresholds),
                 )
 
 

@@ -3,9 +3,9 @@
 Plain functions over plain inputs (the accepted candidates, the real train records, the model's class
 names), so the tab only wires them up and the tests need no web layer.
 
-The .zip holds one folder per class with every image at one chosen size, ``manifest.json`` (every
-class of the model with its index, in the model's order, even a class with no image in the export)
-and either ``metadata.csv`` or ``metadata.jsonl``: the Hugging Face ``datasets`` imagefolder loader
+The .zip holds one folder per class with every image at one chosen size, ``manifest.json`` (the
+samples manifest of gan_studio.sampling, schema gan-studio/samples-v1: every class of the model with
+its index, in the model's order, even a class with no image in the export) and either ``metadata.csv`` or ``metadata.jsonl``: the Hugging Face ``datasets`` imagefolder loader
 reads them (``file_name`` relative to the metadata file's folder), but refuses two metadata formats
 in one folder, so an export carries one of them.
 """
@@ -17,16 +17,15 @@ import io
 import json
 import os
 import tempfile
-import time
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
 from gan_studio.data.folder import load_image
-from gan_studio.sampling import latent_for_seed, safe_name
+from gan_studio.sampling import SampleRecord, build_manifest, real_entry, safe_name
 
 METADATA_FORMATS = ("metadata.csv", "metadata.jsonl")
 MIN_SIZE, MAX_SIZE = 8, 1024
@@ -53,14 +52,27 @@ INDEX_NOTE = (
 
 @dataclass
 class ExportItem:
-    """One image of an export: where it goes in the .zip, its class, and how to read it at a size."""
+    """One image of an export: its manifest entry (where it goes in the .zip, its class, its source and
+    provenance: gan_studio.sampling's schema) and how to read it at a size."""
 
-    file_name: str  # inside the .zip, e.g. "Nut/seed_000012_t100.png"
-    label: str
-    class_index: int
-    source: str  # "generated" or "real"
+    entry: dict  # SampleRecord.entry or real_entry; "file" is its path inside the .zip
     read: Callable[[int], Image.Image]  # the image at size x size
-    details: dict = field(default_factory=dict)  # everything else the manifest records
+
+    @property
+    def file_name(self) -> str:
+        return self.entry["file"]
+
+    @property
+    def label(self) -> str:
+        return self.entry["class"]
+
+    @property
+    def class_index(self) -> int:
+        return self.entry["class_index"]
+
+    @property
+    def source(self) -> str:
+        return self.entry["source"]
 
 
 @dataclass
@@ -101,39 +113,29 @@ def _fitted(path: Path, fit: str) -> Callable[[int], Image.Image]:
 
 
 def generated_items(
-    candidates: Sequence, folder: Path, class_names: Sequence[str], *, run_id: str, z_dim: int | None
+    candidates: Sequence, folder: Path, class_names: Sequence[str], *, model: str, z_dim: int | None
 ) -> list[ExportItem]:
-    """The accepted candidates (``Candidate``s of a curation store whose files lie under ``folder``)."""
+    """The accepted candidates (``Candidate``s of a curation store whose files lie under ``folder``),
+    drawn by the model named ``model``."""
     items = []
     for c in candidates:
         index = class_names.index(c.class_name) if c.class_name in class_names else c.class_index
-        latent = latent_for_seed(c.seed, z_dim, c.truncation).tolist() if z_dim else None
-        details = {
-            "seed": c.seed,
-            "truncation": c.truncation,
-            "latent": [round(v, 6) for v in latent] if latent else None,
-            "run": run_id,
-            "step": c.step,
-            "scores": {
-                "confidence": c.confidence,
-                "predicted": c.predicted,
-                "predicted_confidence": c.predicted_confidence,
-                "memorization_ratio": c.memorization_ratio,
-                "nearest_real": c.nearest_real,
-            },
-            "decision": "manual" if c.manual else "threshold",
-            "filters": c.filters,
+        record = SampleRecord(int(index), c.class_name, c.seed, c.truncation, c.step, model)
+        scores = {
+            "confidence": c.confidence,
+            "predicted": c.predicted,
+            "predicted_confidence": c.predicted_confidence,
+            "memorization_ratio": c.memorization_ratio,
+            "nearest_real": c.nearest_real,
         }
-        items.append(
-            ExportItem(
-                f"{safe_name(c.class_name)}/{Path(c.file).name}",
-                c.class_name,
-                int(index),
-                "generated",
-                _resized(Path(folder) / c.file),
-                details,
-            )
+        entry = record.entry(
+            z_dim,
+            file=f"{safe_name(c.class_name)}/{Path(c.file).name}",
+            filters=c.filters,
+            scores=scores,
+            decision="manual" if c.manual else "threshold",
         )
+        items.append(ExportItem(entry, _resized(Path(folder) / c.file)))
     return items
 
 
@@ -150,16 +152,10 @@ def real_items(records: Sequence, root: Path, class_names: Sequence[str], fit: s
             raise ValueError(
                 f"The real image '{record.path}' is of class '{record.class_name}', not one of the model's."
             )
-        items.append(
-            ExportItem(
-                name,
-                record.class_name,
-                class_names.index(record.class_name),
-                "real",
-                _fitted(Path(root) / record.path, fit),
-                {"original": record.path, "fit": fit},
-            )
+        entry = real_entry(
+            name, record.class_name, class_names.index(record.class_name), original=record.path, fit=fit
         )
+        items.append(ExportItem(entry, _fitted(Path(root) / record.path, fit)))
     return items
 
 
@@ -207,7 +203,8 @@ def metadata_rows(items: Sequence[ExportItem]) -> list[dict]:
     """One flat row per image, with the columns of METADATA_COLUMNS (None where a column does not apply)."""
     rows = []
     for item in items:
-        scores = item.details.get("scores") or {}
+        entry = item.entry
+        scores = entry.get("scores") or {}
         row = {
             "file_name": item.file_name,
             "label": item.label,
@@ -217,10 +214,10 @@ def metadata_rows(items: Sequence[ExportItem]) -> list[dict]:
             "memorization_ratio": scores.get("memorization_ratio"),
             "predicted": scores.get("predicted"),
             "predicted_confidence": scores.get("predicted_confidence"),
-            "seed": item.details.get("seed"),
-            "truncation": item.details.get("truncation"),
-            "decision": item.details.get("decision"),
-            "original": item.details.get("original"),
+            "seed": entry.get("seed"),
+            "truncation": entry.get("truncation"),
+            "decision": entry.get("decision"),
+            "original": entry.get("original"),
         }
         rows.append(row)
     return rows
@@ -238,26 +235,28 @@ def metadata_jsonl(rows: Sequence[dict]) -> str:
     return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
-def build_manifest(
-    header: dict, items: Sequence[ExportItem], classes: Sequence[dict], size: int, metadata_file: str
+def export_manifest(
+    model: dict | None,
+    items: Sequence[ExportItem],
+    classes: Sequence[dict],
+    size: int,
+    metadata_file: str,
+    **extra,
 ) -> dict:
-    images = []
-    for item in items:
-        entry = {"file": item.file_name, "class": item.label, "class_index": item.class_index}
-        images.append({**entry, "source": item.source, "size": size, **item.details})
-    return {
-        **header,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "image_size": size,
-        "metadata_file": metadata_file,
-        "classes": list(classes),
-        "class_index_note": INDEX_NOTE,
-        "counts": {row["name"]: row["generated"] + row["real"] for row in classes},
-        "no_accepted_candidate": [row["name"] for row in classes if row["generated"] == 0],
-        "n_generated": sum(1 for i in items if i.source == "generated"),
-        "n_real": sum(1 for i in items if i.source == "real"),
-        "images": images,
-    }
+    """The export's samples manifest: every image's entry at ``size``, the class rows with their counts."""
+    return build_manifest(
+        [{**item.entry, "size": size} for item in items],
+        model=model,
+        classes=classes,
+        image_size=size,
+        metadata_file=metadata_file,
+        class_index_note=INDEX_NOTE,
+        counts={row["name"]: row["generated"] + row["real"] for row in classes},
+        no_accepted_candidate=[row["name"] for row in classes if row["generated"] == 0],
+        n_generated=sum(1 for i in items if i.source == "generated"),
+        n_real=sum(1 for i in items if i.source == "real"),
+        **extra,
+    )
 
 
 def _png(image: Image.Image) -> bytes:
@@ -293,16 +292,18 @@ def export_dataset(
     candidates: Sequence,
     size: int,
     metadata_file: str = "metadata.csv",
-    header: dict | None = None,
+    model: dict | None = None,
+    **extra,
 ) -> ExportResult:
-    """Write the .zip of ``items`` (generated first, then real); ``candidates`` are all those judged."""
+    """Write the .zip of ``items`` (generated first, then real); ``candidates`` are all those judged,
+    ``model`` the generator's provenance (sampling.model_provenance), ``extra`` more manifest keys."""
     if not items:
         raise ValueError("Nothing to export: accept some candidates first (or include the real images).")
     if metadata_file not in METADATA_FORMATS:
         raise ValueError(f"Unknown metadata file '{metadata_file}'; choose {' or '.join(METADATA_FORMATS)}.")
     size = check_size(size)
     classes = class_rows(class_names, items, candidates)
-    manifest = build_manifest(header or {}, items, classes, size, metadata_file)
+    manifest = export_manifest(model, items, classes, size, metadata_file, **extra)
     rows = metadata_rows(items)
     texts = {
         "manifest.json": json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -65,6 +66,39 @@ class BatchSampler:
         return batch
 
 
+@contextmanager
+def seeded_classifier(
+    *,
+    class_names: Sequence[str],
+    arch: str,
+    resolution: int,
+    stem_stride: int,
+    seed: int,
+    device: torch.device,
+    lr: float,
+    weight_decay: float,
+    backbone_weights: str | os.PathLike | None = None,
+    state: dict | None = None,
+) -> Iterator[tuple[EvaluatorClassifier, torch.optim.AdamW]]:
+    """A new classifier (from ``backbone_weights`` or a whole ``state`` when given) and its AdamW, both
+    made under ``seed`` inside a forked RNG; the block that trains them runs under that RNG too.
+
+    Every fit (the evaluator's fixed budget, the study's convergence rule) starts here, so a fit is a
+    pure function of its inputs and ``seed``, and the caller's RNG state is back when the block ends."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        model = EvaluatorClassifier(
+            arch=arch, class_names=list(class_names), resolution=resolution, stem_stride=stem_stride
+        )
+        if backbone_weights is not None:
+            model.load_local_backbone_weights(backbone_weights)
+        if state is not None:
+            model.load_state_dict(state)
+        model.to(device).train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, foreach=True)
+        yield model, optimizer
+
+
 def train_classifier(
     images: torch.Tensor,
     labels: torch.Tensor | Sequence[int],
@@ -105,15 +139,10 @@ def train_classifier(
     precision = resolve_precision(precision, device)
     augmentation = classic_augmentation(resolution) if augment == "classic" else None
 
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        model = EvaluatorClassifier(
-            arch=arch, class_names=list(class_names), resolution=resolution, stem_stride=stem_stride
-        )
-        if init_weights is not None:
-            model.load_local_backbone_weights(init_weights)
-        model.to(device).train()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, foreach=True)
+    with seeded_classifier(
+        class_names=class_names, arch=arch, resolution=resolution, stem_stride=stem_stride, seed=seed,
+        device=device, lr=lr, weight_decay=weight_decay, backbone_weights=init_weights,
+    ) as (model, optimizer):  # fmt: skip
         warmup = max(1, round(steps * warmup_fraction))
 
         def lr_factor(step: int) -> float:  # linear warm-up, then cosine decay to zero at the last step

@@ -24,7 +24,12 @@ from tqdm.auto import tqdm
 
 from gan_studio.device import autocast, pick_device, resolve_precision
 from gan_studio.models.classifier import EvaluatorClassifier
-from gan_studio.models.classifier_fit import AUGMENTATIONS, BatchSampler, classic_augmentation
+from gan_studio.models.classifier_fit import (
+    AUGMENTATIONS,
+    BatchSampler,
+    classic_augmentation,
+    seeded_classifier,
+)
 
 
 @dataclass
@@ -207,17 +212,10 @@ def fit_to_convergence(
     val_labels = torch.as_tensor(val_labels, dtype=torch.long)
     chance = float(torch.bincount(val_labels).max()) / len(val_labels)  # always answering the commonest class
 
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        model = EvaluatorClassifier(
-            arch=arch, class_names=list(class_names), resolution=resolution, stem_stride=stem_stride
-        )
-        if init_state is not None:
-            model.load_state_dict(init_state)
-        model.to(device).train()
-        optimizer = torch.optim.AdamW(
-            model.parameters(), lr=rule.lr, weight_decay=rule.weight_decay, foreach=True
-        )
+    with seeded_classifier(
+        class_names=class_names, arch=arch, resolution=resolution, stem_stride=stem_stride, seed=seed,
+        device=device, lr=rule.lr, weight_decay=rule.weight_decay, state=init_state,
+    ) as (model, optimizer):  # fmt: skip
         batches = _Batches(mix, rule.batch_size, torch.Generator().manual_seed(seed))
         lr_scale, best, best_state, since_best = 1.0, None, None, 0
         history: list[dict] = []

@@ -1,10 +1,14 @@
 """Sample tab: class-conditioned images with optional filters, evaluator verdicts, and a .zip download,
-beside real train images of the same classes at the same size."""
+beside real train images of the same classes at the same size.
+
+The images and their manifest come from gan_studio.sampling (``sample``, ``write_samples``), as the
+``sample`` command's do; this module lays out the components, wires them, and adds the captions.
+"""
 
 from __future__ import annotations
 
-import json
 import shutil
+from types import SimpleNamespace
 
 import gradio as gr
 import numpy as np
@@ -15,14 +19,21 @@ from gan_studio.app.common import (
     PROGRESS,
     SEED_BOUNDS,
     class_indices,
+    handler,
     prediction_caption,
     require_generator,
-    user_errors,
 )
 from gan_studio.app.postprocess import FILTERS, apply_chain, build_chain, describe
 from gan_studio.app.real_data import real_gallery_items
-from gan_studio.sampling import generate, latent_for_seed, safe_name
-from gan_studio.utils.images import save_png_atomic, to_pil
+from gan_studio.sampling import (
+    SampleBatch,
+    evaluator_scores,
+    safe_name,
+    sample,
+    seeds_per_class,
+    write_samples,
+)
+from gan_studio.utils.images import save_png_atomic
 
 MAX_IMAGES = 160
 
@@ -51,46 +62,86 @@ def filter_controls(prefix: str) -> tuple[gr.CheckboxGroup, dict[str, gr.Slider]
     return enabled, sliders
 
 
-def save_sample_outputs(out, run_id, info, z_dim, labels, seeds, originals, filtered, chain, probs, trunc):
-    """Save the images (and the originals when filters changed them) in class folders with a
-    manifest.json, zip them; returns (gallery items, (original, shown) pairs, the .zip)."""
-    items, pairs, manifest = [], [], []
-    for i, (label, s) in enumerate(zip(labels, seeds)):
-        name = info.class_names[label]
-        rel = f"{safe_name(name)}/seed_{s:06d}.png"
-        path = save_png_atomic(filtered[i], out / "images" / rel)
-        original = save_png_atomic(originals[i], out / "originals" / rel) if chain else path
-        caption = f"{name} s{s}"
+def save_sample_outputs(out, batch: SampleBatch, originals, shown, chain, probs):
+    """The shown images in class folders with the samples manifest (sampling.write_samples), the originals
+    when filters changed them, and a .zip of the former; returns (gallery items, (original, shown) pairs,
+    the .zip)."""
+    names = batch.class_names
+    scores = None
+    if probs is not None:
+        scores = [evaluator_scores(p, r.class_index, names) for p, r in zip(probs, batch.records)]
+    folder = write_samples(batch, out / "images", images=shown, filters=describe(chain), scores=scores).parent
+    items, pairs = [], []
+    for i, record in enumerate(batch.records):
+        path = folder / record.file
+        original = save_png_atomic(originals[i], out / "originals" / record.file) if chain else path
+        caption = f"{record.class_name} s{record.seed}"
         if probs is not None:
-            caption += f" · {prediction_caption(info.class_names, probs[i], label)}"
+            caption += f" · {prediction_caption(names, probs[i], record.class_index)}"
         items.append((str(path), caption))
         pairs.append((str(original), str(path)))
-        record = {
-            "file": rel,
-            "class": name,
-            "class_index": label,
-            "seed": s,
-            "latent": [round(v, 6) for v in latent_for_seed(s, z_dim, trunc).tolist()],
-        }
-        if probs is not None:
-            predicted = int(probs[i].argmax())
-            record["evaluator"] = {
-                "predicted": info.class_names[predicted],
-                "confidence": float(probs[i, predicted]),
-            }
-        manifest.append(record)
-    meta = {
-        "run": run_id,
-        "generator": info.source,
-        "step": info.step,
-        "truncation": trunc,
-        "noise_mode": "const",
-        "filters": describe(chain),
-        "images": manifest,
-    }
-    (out / "images" / "manifest.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
-    archive = shutil.make_archive(str(out / f"{safe_name(run_id)}-samples"), "zip", out / "images")
+    archive = shutil.make_archive(str(out / f"{safe_name(batch.model['id'])}-samples"), "zip", folder)
     return items, pairs, archive
+
+
+def _verdicts(studio, evaluator_id, entry, images) -> np.ndarray | None:
+    """The evaluator's class probabilities for ``images`` (None: no evaluator, or one of other classes)."""
+    if not evaluator_id:
+        return None
+    with studio.registry.use_evaluator(evaluator_id) as evaluator:
+        if tuple(evaluator.entry.class_names) != tuple(entry.class_names):
+            return None
+        batch = torch.from_numpy(np.stack([np.asarray(image) for image in images])).permute(0, 3, 1, 2)
+        probs, _ = evaluator.model.predict_uint8(batch.contiguous())
+    return probs
+
+
+def draw(
+    studio, run_id, evaluator_id, class_choice, n, first_seed, trunc, filters, *strengths, progress=PROGRESS
+):
+    """Generate: the gallery, the first before/after pair, the .zip, the note, and every pair."""
+    entry = require_generator(studio, run_id)
+    classes = class_indices(entry, class_choice)
+    n = int(n)
+    if n * len(classes) > MAX_IMAGES:
+        raise gr.Error(f"That is {n * len(classes)} images; ask for at most {MAX_IMAGES} at once.")
+    chain = build_chain(filters or [], dict(zip(FILTERS, strengths)))
+    labels, seeds = seeds_per_class(classes, n, int(first_seed))
+    progress(0.1, desc=f"generating {len(labels)} images")
+    with studio.registry.use_generator(entry.id) as loaded:
+        batch = sample(loaded.model, loaded.info, labels, seeds, truncation=float(trunc), model=entry.id)
+    originals = batch.pil()
+    shown = [apply_chain(image, chain) for image in originals] if chain else originals
+    if evaluator_id:
+        progress(0.6, desc="asking the evaluator")
+    probs = _verdicts(studio, evaluator_id, entry, shown)
+    progress(0.8, desc="writing the .zip")
+    items, pairs, archive = save_sample_outputs(
+        studio.scratch_dir("sample"), batch, originals, shown, chain, probs
+    )
+    note = f"{len(items)} images from **{entry.id}** (step {batch.model['step']})"
+    if probs is not None:
+        agree = float(np.mean(probs.argmax(1) == np.asarray(labels)))
+        note += f" · the evaluator recognises {100 * agree:.0f}% as their class"
+    else:
+        note += " · pick an evaluator at the top to see its verdict on each image"
+    return items, pairs[0] if pairs else None, archive, note, pairs
+
+
+def show_real(studio, run_id, class_choice, n, progress=PROGRESS):
+    entry = require_generator(studio, run_id)
+    progress(0.1, desc="loading the real train images")
+    classes = class_indices(entry, class_choice)
+    return real_gallery_items(studio.real_data, entry, classes, int(n), studio.scratch_dir("real"))
+
+
+def select_pair(pairs, evt: gr.SelectData):
+    if not pairs or evt.index is None or evt.index >= len(pairs):
+        return gr.skip()
+    return tuple(pairs[evt.index])
+
+
+# ------------------------------------------------------------------------------------------------ layout
 
 
 def _galleries():
@@ -117,99 +168,59 @@ def _galleries():
     return real_gallery, gallery, real_note, before_after
 
 
-def build(studio, picker) -> None:
+def _layout() -> SimpleNamespace:
+    ui = SimpleNamespace()
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, elem_classes="gs-card"):
-            klass = gr.Dropdown(
+            ui.klass = gr.Dropdown(
                 [ALL_CLASSES],
                 value=ALL_CLASSES,
                 label="Class",
                 allow_custom_value=True,
                 elem_id="sample-class",
             )
-            count = gr.Slider(1, 32, value=8, step=1, label="Images per class", elem_id="sample-count")
+            ui.count = gr.Slider(1, 32, value=8, step=1, label="Images per class", elem_id="sample-count")
             with gr.Row():
-                seed = gr.Number(
+                ui.seed = gr.Number(
                     value=0, precision=0, **SEED_BOUNDS, label="First seed", elem_id="sample-seed"
                 )
-                truncation = gr.Slider(
+                ui.truncation = gr.Slider(
                     0.1, 1.5, value=1.0, step=0.05, label="Truncation", elem_id="sample-truncation"
                 )
             with gr.Accordion("Post-processing", open=False):
-                enabled, sliders = filter_controls("sample")
-            go_btn = gr.Button("Generate", variant="primary", elem_id="sample-generate")
-            status = gr.Markdown(elem_id="sample-status")
-            download = gr.File(
+                ui.enabled, ui.sliders = filter_controls("sample")
+            ui.go = gr.Button("Generate", variant="primary", elem_id="sample-generate")
+            ui.status = gr.Markdown(elem_id="sample-status")
+            ui.download = gr.File(
                 label="Download (.zip: class folders + manifest.json)", elem_id="sample-download"
             )
         with gr.Column(scale=7, elem_classes="gs-card"):
-            real_gallery, gallery, real_note, before_after = _galleries()
-    shown = gr.State([])  # per session: [(original path, filtered path)] in gallery order
+            ui.real_gallery, ui.gallery, ui.real_note, ui.before_after = _galleries()
+    return ui
 
-    picker.on_run_change(
-        lambda entry: gr.update(
-            choices=[ALL_CLASSES, *entry.class_names] if entry else [ALL_CLASSES], value=ALL_CLASSES
-        ),
-        [klass],
-    )
 
-    @user_errors
-    def sample(
-        run_id, evaluator_id, class_choice, n, first_seed, trunc, filters, *strengths, progress=PROGRESS
-    ):
-        entry = require_generator(studio, run_id)
-        classes = class_indices(entry, class_choice)
-        n = int(n)
-        if n * len(classes) > MAX_IMAGES:
-            raise gr.Error(f"That is {n * len(classes)} images; ask for at most {MAX_IMAGES} at once.")
-        chain = build_chain(filters or [], dict(zip(FILTERS, strengths)))
-        labels = [c for c in classes for _ in range(n)]
-        seeds = [int(first_seed) + i for _ in classes for i in range(n)]
-        progress(0.1, desc=f"generating {len(labels)} images")
-        with studio.registry.use_generator(entry.id) as loaded:
-            images = generate(loaded.model, labels, seeds, truncation=float(trunc))
-            info, z_dim = loaded.info, loaded.model.z_dim
-        originals = [to_pil(image) for image in images]
-        filtered = [apply_chain(image, chain) for image in originals] if chain else originals
-        probs = None
-        if evaluator_id:
-            progress(0.6, desc="asking the evaluator")
-            with studio.registry.use_evaluator(evaluator_id) as evaluator:
-                if tuple(evaluator.entry.class_names) == tuple(entry.class_names):
-                    batch = torch.from_numpy(np.stack([np.asarray(f) for f in filtered])).permute(0, 3, 1, 2)
-                    probs, _ = evaluator.model.predict_uint8(batch.contiguous())
+# ------------------------------------------------------------------------------------------------ wiring
 
-        progress(0.8, desc="writing the .zip")
-        items, pairs, archive = save_sample_outputs(
-            studio.scratch_dir("sample"), entry.id, info, z_dim, labels, seeds, originals, filtered,
-            chain, probs, float(trunc),
-        )  # fmt: skip
-        note = f"{len(items)} images from **{entry.id}** (step {info.step})"
-        if probs is not None:
-            agree = float(np.mean(probs.argmax(1) == np.asarray(labels)))
-            note += f" · the evaluator recognises {100 * agree:.0f}% as their class"
-        else:
-            note += " · pick an evaluator at the top to see its verdict on each image"
-        first = pairs[0] if pairs else None
-        return items, first, archive, note, pairs
 
-    @user_errors
-    def show_real(run_id, class_choice, n, progress=PROGRESS):
-        entry = require_generator(studio, run_id)
-        progress(0.1, desc="loading the real train images")
-        classes = class_indices(entry, class_choice)
-        return real_gallery_items(studio.real_data, entry, classes, int(n), studio.scratch_dir("real"))
+def _class_choices(entry):
+    choices = [ALL_CLASSES, *entry.class_names] if entry else [ALL_CLASSES]
+    return gr.update(choices=choices, value=ALL_CLASSES)
 
-    go_btn.click(
-        sample,
-        [picker.run, picker.evaluator, klass, count, seed, truncation, enabled, *sliders.values()],
-        [gallery, before_after, download, status, shown],
+
+def _wire(studio, ui: SimpleNamespace, picker) -> None:
+    shown = gr.State([])  # per browser tab: [(original path, filtered path)] in gallery order
+    picker.on_run_change(_class_choices, [ui.klass])
+    inputs = [picker.run, picker.evaluator, ui.klass, ui.count, ui.seed, ui.truncation, ui.enabled,
+              *ui.sliders.values()]  # fmt: skip
+    ui.go.click(
+        handler(draw, studio), inputs, [ui.gallery, ui.before_after, ui.download, ui.status, shown],
         api_name="sample",
-    ).success(show_real, [picker.run, klass, count], [real_gallery, real_note], api_name=False)
+    ).success(
+        handler(show_real, studio), [picker.run, ui.klass, ui.count], [ui.real_gallery, ui.real_note],
+        api_name=False,
+    )  # fmt: skip
+    ui.gallery.select(select_pair, [shown], [ui.before_after], api_name=False)
 
-    def select(pairs, evt: gr.SelectData):
-        if not pairs or evt.index is None or evt.index >= len(pairs):
-            return gr.skip()
-        return tuple(pairs[evt.index])
 
-    gallery.select(select, [shown], [before_after], api_name=False)
+def build(studio, picker) -> None:
+    _wire(studio, _layout(), picker)

@@ -209,7 +209,7 @@ class AugmentBench:
             selections,
             self.out / SYNTHETIC_DIR / f"seed_{seed}",
             class_names=self.class_names,
-            info=self.info,
+            model=sampling.model_provenance(self.G, self.info),
             truncation=self.config.truncation,
             extra={"bench_seed": seed, "filter": self._filter_setup()},
         )

@@ -7,7 +7,6 @@ manifest records every seed, so any arm can be rebuilt exactly.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,6 @@ import numpy as np
 import torch
 
 from gan_studio import sampling
-from gan_studio.utils.atomic import write_json_atomic
 from gan_studio.utils.images import save_png_atomic, to_pil
 
 SEED_STRIDE = 1_000_000  # bench seed s draws latent seeds sample_seed + s * SEED_STRIDE + i
@@ -105,7 +103,18 @@ def draw_synthetic_pool(
 
 
 def _image_file(class_name: str, seed: int) -> str:
-    return f"{sampling.safe_name(class_name)}/seed_{seed:06d}.png"
+    return sampling.sample_file(class_name, seed)
+
+
+def _same_draw(old: dict, model: dict, first_seed: int, truncation: float) -> bool:
+    """Whether an earlier manifest lists images of this very stream (same weights, seeds and truncation)."""
+    earlier = old.get("model") or {}
+    return (
+        earlier.get("generator") == model["generator"]
+        and earlier.get("step") == model["step"]
+        and old.get("first_seed") == first_seed
+        and all(entry.get("truncation") == truncation for entry in old.get("images", []))
+    )
 
 
 def write_synthetic(
@@ -114,50 +123,46 @@ def write_synthetic(
     folder: Path,
     *,
     class_names: list[str],
-    info: sampling.GeneratorInfo,
+    model: dict,
     truncation: float,
     extra: dict,
 ) -> Path:
-    """PNGs of every selected image plus manifest.json (merged with an earlier run's, which it extends)."""
-    manifest_path = folder / "manifest.json"
-    old = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
-    same_draw = {
-        "generator": info.source,
-        "step": info.step,
-        "first_seed": pool.first_seed,
-        "truncation": truncation,
-    }
-    if any(old.get(key) != value for key, value in same_draw.items()):
+    """PNGs of every selected image plus the samples manifest (gan_studio.sampling's schema), merged
+    with an earlier run's, which it extends. ``model`` is sampling.model_provenance of the generator.
+
+    The entries leave the latent out (a bench draws thousands of images; the seed redraws it) and add
+    the image's place in its class's stream (stream_index) and whether it passed the filter."""
+    manifest_path = folder / sampling.MANIFEST_FILE
+    old = sampling.read_manifest(manifest_path) if manifest_path.is_file() else {}
+    if not _same_draw(old, model, pool.first_seed, truncation):
         old = {}  # an earlier bench in this folder drew other images: start the manifest afresh
     images = {entry["file"]: entry for entry in old.get("images", [])}
     used = {id(cand): cand for chosen in selections.values() for cand in chosen}
     for cand in sorted(used.values(), key=lambda cand: (cand.class_index, cand.stream_index)):
-        file = _image_file(class_names[cand.class_index], cand.seed)
-        save_png_atomic(to_pil(cand.image), folder / file)
-        images[file] = {
-            "file": file,
-            "class": class_names[cand.class_index],
-            "class_index": cand.class_index,
-            "seed": cand.seed,
-            "stream_index": cand.stream_index,
-            "confidence": None if cand.confidence is None else round(cand.confidence, 6),
-            "passes_filter": cand.passes_filter,
-        }
+        name = class_names[cand.class_index]
+        record = sampling.SampleRecord(
+            cand.class_index, name, cand.seed, truncation, model["step"], model["id"]
+        )
+        save_png_atomic(to_pil(cand.image), folder / record.file)
+        scores = None if cand.confidence is None else {"confidence": round(cand.confidence, 6)}
+        images[record.file] = record.entry(
+            None, scores=scores, stream_index=cand.stream_index, passes_filter=cand.passes_filter
+        )
     arms = {**old.get("arms", {})}
     for arm_name, chosen in selections.items():
         arms[arm_name] = [_image_file(class_names[cand.class_index], cand.seed) for cand in chosen]
     tried = {**old.get("candidates_tried", {})}
     for c, n in pool.tried.items():
         tried[class_names[c]] = max(n, tried.get(class_names[c], 0))
-    manifest = {
+    return sampling.write_manifest(
+        folder,
+        sorted(images.values(), key=lambda e: (e["class_index"], e["stream_index"])),
+        model=model,
+        classes=sampling.class_table(class_names),
         **extra,
-        **sampling.provenance(info, truncation),
-        "first_seed": pool.first_seed,
-        "seed_rule": "the i-th image drawn for a class uses latent seed first_seed + i "
+        first_seed=pool.first_seed,
+        seed_rule="the i-th image drawn for a class uses latent seed first_seed + i "
         "(python -m gan_studio sample --ckpt RUN --class C --seed first_seed --n i+1 redraws it)",
-        "candidates_tried": tried,
-        "images": sorted(images.values(), key=lambda e: (e["class_index"], e["stream_index"])),
-        "arms": dict(sorted(arms.items())),
-    }
-    write_json_atomic(manifest_path, manifest)
-    return manifest_path
+        candidates_tried=tried,
+        arms=dict(sorted(arms.items())),
+    )
