@@ -8,7 +8,7 @@ yields the same image whatever the batch size or the order of the request.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -55,8 +55,9 @@ def generate_from_latents(
     batch_size: int = 64,
     progress: bool = False,
     precision: str = "fp32",
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
-    """uint8 [N, 3, R, R] images for given latents and classes."""
+    """uint8 [N, 3, R, R] images for given latents and classes; ``on_batch(done, total)`` after each batch."""
     device = next(G.parameters()).device
     out = []
     for i in tqdm(range(0, len(latents), batch_size), disable=not progress, desc="sample", unit="batch"):
@@ -64,6 +65,8 @@ def generate_from_latents(
         y = class_indices[i : i + batch_size].to(device)
         with autocast(device, precision):
             out.append(to_uint8(G(z, y, noise_mode="const")))
+        if on_batch is not None:
+            on_batch(min(i + batch_size, len(latents)), len(latents))
     return torch.cat(out) if out else torch.empty(0, 3, G.resolution, G.resolution, dtype=torch.uint8)
 
 
@@ -76,6 +79,7 @@ def generate(
     batch_size: int = 64,
     device=None,  # noqa: ARG001 - the generator's own device is used
     progress: bool = False,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     if len(class_indices) != len(seeds):
         raise ValueError("class_indices and seeds must have the same length")
@@ -85,7 +89,9 @@ def generate(
         else torch.empty(0, generator.z_dim)
     )
     labels = torch.as_tensor(list(class_indices), dtype=torch.long)
-    return generate_from_latents(generator, latents, labels, batch_size=batch_size, progress=progress)
+    return generate_from_latents(
+        generator, latents, labels, batch_size=batch_size, progress=progress, on_batch=on_batch
+    )
 
 
 def provenance(info: GeneratorInfo, truncation: float) -> dict:
