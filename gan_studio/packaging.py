@@ -278,6 +278,12 @@ def _fmt(value) -> str:
     return "—" if value is None else str(value)
 
 
+_NOT_IN_THE_CARD = {  # per-class detail (report.md has it) and bookkeeping
+    "per_class", "worst_pairs", "pairs", "confusion_matrix", "real_train_per_class", "real_test_per_class",
+    "created_unix",
+}  # fmt: skip
+
+
 def _metric_rows(metrics: dict) -> list[str]:
     """One table row per scalar figure of metrics.json (nested dicts are flattened with dots)."""
     rows = []
@@ -285,7 +291,7 @@ def _metric_rows(metrics: dict) -> list[str]:
     def walk(prefix: str, value) -> None:
         if isinstance(value, dict):
             for key, sub in value.items():
-                if key in {"per_class", "worst_pairs", "pairs", "confusion_matrix"}:
+                if key in _NOT_IN_THE_CARD:
                     continue
                 walk(f"{prefix}.{key}" if prefix else key, sub)
         elif isinstance(value, (int, float)) and not isinstance(value, bool) or value is None:
@@ -293,6 +299,14 @@ def _metric_rows(metrics: dict) -> list[str]:
 
     walk("", metrics)
     return rows
+
+
+def _computed_on(metrics: dict, n_classes: int) -> list[str]:
+    """What the figures below were computed on, when the evaluation recorded it."""
+    from gan_studio.metrics.history import computed_on
+
+    meta = metrics.get("meta") or {}
+    return [f"Computed on: {computed_on(meta, n_classes)}.", ""] if meta.get("n_per_class") else []
 
 
 def _c2st_lines(c2st: dict) -> list[str]:
@@ -383,6 +397,7 @@ def model_card(summary: dict, metrics: dict | None) -> str:
             "FID/KID here are computed in the evaluator classifier's feature space (no Inception weights offline):"
             " compare them only between runs evaluated with the same evaluator. Full report: `report.md`.",
             "",
+            *_computed_on(metrics, len(summary["class_names"])),
             "| metric | value |",
             "|---|---|",
             *_metric_rows(metrics),

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from gan_studio.device import pick_device
+from gan_studio.metrics.history import headline_metrics
 from gan_studio.training import checkpoint as ckpt
 from gan_studio.training.run_folder import RUN_FILE, RunFolder
 
@@ -56,6 +57,8 @@ class ModelEntry:
     state: str | None = None  # a run's training state from status.json
     metrics: dict[str, Any] = field(default_factory=dict)  # headline numbers when an evaluation exists
     metrics_path: Path | None = None
+    # what those numbers were computed on: the evaluation's meta (n per class, real images, step, ...)
+    metrics_meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def loadable(self) -> bool:
@@ -114,27 +117,13 @@ def _model_bytes(model: torch.nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
-def headline_metrics(metrics_json: dict | None) -> dict[str, float]:
-    """The few numbers worth a glance (CAS, FID, KID, precision, coverage, near-copies) from metrics.json."""
-    results = (metrics_json or {}).get("metrics", {})
-    out: dict[str, float] = {}
-    for name in ("cas", "fid", "kid", "memorization"):
-        value = results.get(name, {}).get("value")
-        if isinstance(value, (int, float)):
-            out[name] = float(value)
-    for name in ("precision", "recall", "coverage"):
-        value = results.get("prdc", {}).get(name)
-        if isinstance(value, (int, float)):
-            out[name] = float(value)
-    return out
-
-
-def _metrics_of(folder: Path) -> tuple[dict, Path | None]:
+def _metrics_of(folder: Path) -> tuple[dict, Path | None, dict]:
+    """(headline figures, metrics.json, its meta: what they were computed on) of the newest evaluation."""
     for candidate in (folder / "metrics.json", folder / "evaluation" / "metrics.json"):
         data = _read_json(candidate) if candidate.is_file() else None
         if data is not None:
-            return headline_metrics(data), candidate
-    return {}, None
+            return headline_metrics(data), candidate, data.get("meta") or {}
+    return {}, None, {}
 
 
 def _is_weights_folder(folder: Path) -> dict | None:
@@ -171,7 +160,7 @@ def _run_entries(run_dir: Path, name: str) -> list[ModelEntry]:
     latest = ckpt.latest_checkpoint(run_dir)
     step = int(latest.name.split("_")[1]) if latest is not None else 0
     status = _read_json(RunFolder(run_dir).status_path) or {}
-    metrics, metrics_path = _metrics_of(run_dir)
+    metrics, metrics_path, metrics_meta = _metrics_of(run_dir)
     config = run.get("config", {})
     entries = [
         ModelEntry(
@@ -187,6 +176,7 @@ def _run_entries(run_dir: Path, name: str) -> list[ModelEntry]:
             state=status.get("state"),
             metrics=metrics,
             metrics_path=metrics_path,
+            metrics_meta=metrics_meta,
         )
     ]
     evaluator = _evaluator_entry(run_dir / "evaluator", f"{name}/evaluator", run_dir, "run")
@@ -199,7 +189,7 @@ def _package_entries(package: Path, name: str) -> list[ModelEntry]:
         return []
     summary = _read_json(package / "package.json") or {}
     run = _read_json(RunFolder(package).run_path) or {}
-    metrics, metrics_path = _metrics_of(package)
+    metrics, metrics_path, metrics_meta = _metrics_of(package)
     entries = [
         ModelEntry(
             id=name,
@@ -213,6 +203,7 @@ def _package_entries(package: Path, name: str) -> list[ModelEntry]:
             run_dir=package,
             metrics=metrics,
             metrics_path=metrics_path,
+            metrics_meta=metrics_meta,
         )
     ]
     evaluator = _evaluator_entry(package / "evaluator", f"{name}/evaluator", package, "package")

@@ -44,7 +44,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,8 +97,9 @@ def generate_from_latents(
     batch_size: int = 64,
     progress: bool = False,
     precision: str = "fp32",
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
-    """uint8 [N, 3, R, R] images for given latents and classes."""
+    """uint8 [N, 3, R, R] images for given latents and classes; ``on_batch(done, total)`` after each batch."""
     device = next(G.parameters()).device
     out = []
     for i in tqdm(range(0, len(latents), batch_size), disable=not progress, desc="sample", unit="batch"):
@@ -106,6 +107,8 @@ def generate_from_latents(
         y = class_indices[i : i + batch_size].to(device)
         with autocast(device, precision):
             out.append(to_uint8(G(z, y, noise_mode="const")))
+        if on_batch is not None:
+            on_batch(min(i + batch_size, len(latents)), len(latents))
     return torch.cat(out) if out else torch.empty(0, 3, G.resolution, G.resolution, dtype=torch.uint8)
 
 
@@ -118,6 +121,7 @@ def generate(
     batch_size: int = 64,
     device=None,  # noqa: ARG001 - the generator's own device is used
     progress: bool = False,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """uint8 [N, 3, R, R] images, one per (class, seed), without provenance (``sample`` adds it)."""
     if len(class_indices) != len(seeds):
@@ -128,7 +132,9 @@ def generate(
         else torch.empty(0, generator.z_dim)
     )
     labels = torch.as_tensor(list(class_indices), dtype=torch.long)
-    return generate_from_latents(generator, latents, labels, batch_size=batch_size, progress=progress)
+    return generate_from_latents(
+        generator, latents, labels, batch_size=batch_size, progress=progress, on_batch=on_batch
+    )
 
 
 _UNSAFE = re.compile(r"[^\w\-. ]+", re.UNICODE)

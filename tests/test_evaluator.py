@@ -230,9 +230,12 @@ def evaluate(tmp_path, dataset, evaluator_dir, monkeypatch):
     return run
 
 
-def test_evaluate_flags_a_generator_that_copies_training_images(evaluate):
-    code, out = evaluate(lambda c: c, "--c2st-steps", "30")
+def test_evaluate_flags_a_generator_that_copies_training_images(evaluate, tmp_path):
+    progress = tmp_path / "progress.json"
+    code, out = evaluate(lambda c: c, "--c2st-steps", "30", "--progress-file", str(progress))
     assert code == 0
+    stages = [name for name, _ in json.loads(progress.read_text())["completed"]]
+    assert stages[-3:] == ["metrics", "c2st", "report"]  # c2st trains classifiers: a stage of its own
     saved = json.loads((out / "metrics.json").read_text())
     metrics = saved["metrics"]
     assert metrics["c2st"]["classifier"]["steps"] == 30 and metrics["c2st"]["real_baseline"] is not None
@@ -253,6 +256,37 @@ def test_evaluate_gives_low_cas_to_a_generator_with_shuffled_labels(evaluate):
     saved = json.loads((out / "metrics.json").read_text())
     assert set(saved["metrics"]) == {"cas"}
     assert saved["metrics"]["cas"]["value"] <= 0.2 and saved["metrics"]["cas"]["real_test_accuracy"] >= 0.8
+
+
+def test_evaluating_twice_keeps_both_and_reports_its_stages(evaluate, tmp_path):
+    """Two evaluations into one folder are two entries, each saying what it was computed on; the newest is
+    also at the top, where older readers look; --progress-file follows the stages."""
+    from gan_studio.metrics import history
+
+    progress = tmp_path / "evaluate.progress.json"
+    code, out = evaluate(lambda c: c, "--metrics", "cas,memorization", "--progress-file", str(progress))
+    assert code == 0
+    stages = json.loads(progress.read_text())
+    assert stages["state"] == "finished"
+    assert [name for name, _ in stages["completed"]] == [
+        "loading models", "real images", "generating", "features", "metrics", "report",
+    ]  # fmt: skip
+    code, _ = evaluate(
+        lambda c: (c + 1) % len(CLASSES), "--metrics", "cas", "--n-per-class", "4", "--seed", "9"
+    )
+    assert code == 0
+    first, second = history.history(out)
+    assert first.id.endswith("-n6") and second.id.endswith("-n4")
+    assert first.headline["cas"] >= 0.8 and second.headline["cas"] <= 0.2  # the first one was kept intact
+    assert (first.folder / "memorization_pairs.png").is_file() and not (
+        out / "memorization_pairs.png"
+    ).exists()
+    top = json.loads((out / "metrics.json").read_text())["meta"]
+    assert top["evaluation_id"] == second.id and top["created"].endswith("Z")
+    counts = {name: int(n) for name, n in second.meta["real_train_per_class"].items()}
+    assert set(counts) == set(CLASSES) and sum(counts.values()) == second.meta["n_real_train"]
+    assert second.meta["seed"] == 9 and second.meta["step"] == 100 and len(second.meta["split_sha1"]) == 12
+    assert "Computed on: 4 generated + " in (second.folder / "report.md").read_text()
 
 
 def test_evaluate_refuses_an_evaluator_of_other_classes(evaluate, tmp_path, evaluator_dir, capsys):

@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from gan_studio.data import DatasetError
+from gan_studio.metrics.history import sample_size
 from gan_studio.registry import EVALUATOR, GENERATOR, ModelEntry
 from gan_studio.training.checkpoint import CheckpointError
 from gan_studio.utils.numbers import MAX_COUNT, MAX_SEED
@@ -141,6 +142,19 @@ def labelled_tile(image: np.ndarray, lines: list[tuple[str, tuple]], width: int 
     return np.asarray(tile)
 
 
+def metrics_basis(entry: ModelEntry) -> str:
+    """' on 200 generated + 140 real train per class' (and the step, when the run has moved on since):
+    what the picker line's figures were computed on; '' for an evaluation that does not say."""
+    meta = entry.metrics_meta
+    if meta.get("n_per_class") is None:
+        return ""
+    basis = f" on {sample_size(meta, len(entry.class_names))}"
+    step = meta.get("step")
+    if isinstance(step, int) and step > 0 and step != entry.step:
+        basis += f" at step {step}"
+    return basis
+
+
 def entry_markdown(entry: ModelEntry | None, evaluator: ModelEntry | None) -> str:
     """The metadata line under the model picker."""
     if entry is None:
@@ -165,7 +179,7 @@ def entry_markdown(entry: ModelEntry | None, evaluator: ModelEntry | None) -> st
         ):
             if key in metrics:
                 shown.append(f"{label} {fmt(metrics[key])}")
-        bits.append("metrics: " + ", ".join(shown))
+        bits.append(f"metrics{metrics_basis(entry)}: " + ", ".join(shown))
     if evaluator is not None and "test_accuracy" in evaluator.metrics:
         bits.append(f"evaluator test accuracy {percent(evaluator.metrics['test_accuracy'])}")
     return " · ".join(bits)

@@ -1,21 +1,27 @@
 """Evaluate tab service: run train-evaluator / evaluate / augment-bench in the background, read the results.
 
 The CLI commands do the work (and write metrics.json + report.md); this module picks their output
-folders, starts them through the shared ``JobRunner`` and turns what they wrote into tables.
+folders, starts them through the shared ``JobRunner`` and turns what they wrote into tables. Every
+evaluation is an entry of its folder's history (``gan_studio.metrics.history``); a package's own
+evaluation, shipped beside its weights, is the first entry of the package's history here.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from gan_studio.app.jobs import Job, JobRunner, cli_command, tqdm_progress
 from gan_studio.app.real_data import dataset_of
+from gan_studio.metrics import history
+from gan_studio.metrics.history import Evaluation
 from gan_studio.metrics.report import PER_CLASS_COLUMNS, format_value
 from gan_studio.registry import ModelEntry
 from gan_studio.sampling import safe_name
 from gan_studio.utils import limits
+from gan_studio.utils.progress import describe
 
 
 def available_commands() -> set[str]:
@@ -34,19 +40,41 @@ class JobStatus:
     fraction: float | None
     description: str
     log_tail: str
+    stage: dict | None = None  # the job's own report of its stage (evaluate --progress-file), if any
 
     def summary(self) -> str:
+        if self.stage is not None and self.state in ("running", "finished"):
+            return f"**{self.state}** · {describe(self.stage, now=time.time())}"
         if self.state == "running" and self.fraction is not None:
             return f"**running** · {self.description or 'working'} {100 * self.fraction:.0f}%"
+        if self.state == "running":
+            return "**running** · starting"
         return f"**{self.state}**"
 
 
+def read_stage(job: Job) -> dict | None:
+    """The stage snapshot the job keeps in its progress file (see gan_studio.utils.progress), if any."""
+    path = job.meta.get("progress")
+    if not path:
+        return None
+    try:
+        snapshot = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return snapshot if isinstance(snapshot, dict) and "stage" in snapshot else None
+
+
 def job_status(job: Job | None) -> JobStatus:
+    """What a job is doing: its own stage report when it writes one, else the last tqdm bar of its log."""
     if job is None:
         return JobStatus("idle", None, "", "")
     tail = job.log_tail(6000)
     code = job.poll()
     state = "running" if code is None else "finished" if code == 0 else "failed"
+    stage = read_stage(job)
+    if stage is not None:
+        fraction = 1.0 if stage.get("state") == "finished" else stage.get("fraction")
+        return JobStatus(state, fraction, str(stage.get("stage") or ""), tail, stage)
     found = tqdm_progress(tail)
     desc, fraction = found if found else ("", None)
     return JobStatus(state, fraction, desc, tail)
@@ -128,6 +156,8 @@ class EvaluationService:
             )
         data_args, _ = self._data_args(generator)
         out = self.report_dir(generator)
+        progress = out.parent / f"{out.name}.progress.json"
+        progress.unlink(missing_ok=True)  # a finished job's stages are not this one's
         argv = cli_command(
             "evaluate",
             "--ckpt",
@@ -136,6 +166,8 @@ class EvaluationService:
             evaluator.path,
             "--out",
             out,
+            "--progress-file",
+            progress,
             *data_args,
             "--n-per-class",
             n_per_class,
@@ -146,7 +178,7 @@ class EvaluationService:
             "--metrics",
             ",".join(metrics) if metrics else "all",
         )
-        return self._start("evaluate", generator, argv, out)
+        return self._start("evaluate", generator, argv, out, progress=progress)
 
     def augment_bench(
         self,
@@ -202,21 +234,30 @@ class EvaluationService:
         )  # fmt: skip
         return self._start("study", generator, argv, out)
 
-    def _start(self, kind: str, generator: ModelEntry, argv: list, out: Path) -> Job:
+    def _start(
+        self, kind: str, generator: ModelEntry, argv: list, out: Path, progress: Path | None = None
+    ) -> Job:
         out.mkdir(parents=True, exist_ok=True)
         log = out.parent / f"{out.name}.log"
         log.write_text(f"$ {' '.join(map(str, argv[1:]))}\n", encoding="utf-8")
-        return self.jobs.start(
-            self.job_name(kind, generator), [str(a) for a in argv], log, meta={"out": str(out)}
-        )
+        meta = {"out": str(out), **({"progress": str(progress)} if progress else {})}
+        return self.jobs.start(self.job_name(kind, generator), [str(a) for a in argv], log, meta=meta)
+
+    def history(self, generator: ModelEntry) -> list[Evaluation]:
+        """Every evaluation of ``generator``, oldest first: what shipped with it (a package's, or a run's
+        own metrics.json), then each one the Evaluate tab or ``evaluate --out`` kept in its folder."""
+        folders = [self.report_dir(generator)]
+        if generator.metrics_path is not None:
+            folders.append(generator.metrics_path.parent)
+        found: dict[tuple, Evaluation] = {}
+        for folder in dict.fromkeys(f.resolve() for f in folders):
+            for evaluation in history.history(folder):
+                found.setdefault((evaluation.id, evaluation.created), evaluation)
+        return sorted(found.values(), key=history.order)
 
 
 def read_metrics(report_dir: Path) -> dict | None:
-    path = Path(report_dir) / "metrics.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    return history.read_metrics(Path(report_dir))
 
 
 def overview_rows(metrics: dict) -> list[list[str]]:
@@ -237,3 +278,55 @@ def per_class_rows(metrics: dict, class_names: list[str]) -> tuple[list[str], li
             row.append(format_value(value, percent=percent))
         rows.append(row)
     return ["class", *[c[0] for c in columns]], rows
+
+
+HISTORY_HEADERS = [
+    "#",
+    "date",
+    "checkpoint",
+    "n per class",
+    "CAS",
+    "precision",
+    "coverage",
+    "FID",
+    "near-copies",
+    "kept in",
+]
+
+
+def _where(evaluation: Evaluation, generator: ModelEntry) -> str:
+    if evaluation.origin == "history":
+        return f"{history.HISTORY_DIR}/{evaluation.id}"
+    package = (
+        Path(generator.run_dir).resolve() if generator.source == "package" and generator.run_dir else None
+    )
+    if evaluation.folder == package:
+        return "shipped with the package"
+    return f"{evaluation.folder.name}/metrics.json (before the history)"
+
+
+def history_rows(evaluations: list[Evaluation], generator: ModelEntry) -> list[list[str]]:
+    """One row per evaluation, newest first: when, which checkpoint, on how many images, key figures."""
+    n_classes = len(generator.class_names)
+    rows = []
+    for number, e in reversed(list(enumerate(evaluations, start=1))):
+        h, step = e.headline, e.meta.get("step")
+        rows.append([
+            str(number), e.when, f"step {step}" if step not in (None, -1) else "?",
+            history.sample_size(e.meta, n_classes).replace(" per class", ""),
+            format_value(h.get("cas"), percent=True), format_value(h.get("precision")),
+            format_value(h.get("coverage")), format_value(h.get("fid")),
+            format_value(h.get("memorization"), percent=True), _where(e, generator),
+        ])  # fmt: skip
+    return rows
+
+
+def history_choices(evaluations: list[Evaluation]) -> list[tuple[str, str]]:
+    """(label, id) of each evaluation for the picker, newest first."""
+    return [
+        (
+            f"#{number} · {e.when} · step {e.meta.get('step', '?')} · {e.meta.get('n_per_class', '?')}/class",
+            e.id,
+        )
+        for number, e in reversed(list(enumerate(evaluations, start=1)))
+    ]

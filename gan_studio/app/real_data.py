@@ -12,6 +12,7 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,15 +122,25 @@ class RealDataCache:
                 self._cache.popitem(last=False)
             return split
 
-    def features(self, evaluator: LoadedModel, split: RealSplit, part: str) -> tuple[np.ndarray, np.ndarray]:
-        """Evaluator (probs, features) of the real ``part`` ("train" or "test"), cached per evaluator version."""
+    def features(
+        self,
+        evaluator: LoadedModel,
+        split: RealSplit,
+        part: str,
+        on_batch: Callable[[int, int], None] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Evaluator (probs, features) of the real ``part`` ("train" or "test"), cached per evaluator
+        version; ``on_batch(done, total)`` counts its images (all at once when they were cached)."""
         key = (evaluator.entry.id, evaluator.version, split.key, part)
+        images = getattr(split, part).images
         with self._lock:
             if key in self._features:
                 self._features.move_to_end(key)
+                if on_batch is not None:
+                    on_batch(len(images), len(images))
                 return self._features[key]
-        images = getattr(split, part).images
-        result = evaluator.model.predict_uint8(images, 128)  # the caller holds the evaluator's lock
+        # the caller holds the evaluator's lock
+        result = evaluator.model.predict_uint8(images, 128, on_batch=on_batch)
         with self._lock:
             self._features[key] = result
             while len(self._features) > 4 * _MAX_CACHED:

@@ -3,21 +3,34 @@
 from __future__ import annotations
 
 import argparse
-import time
+import hashlib
 from pathlib import Path
 
 from gan_studio.training.evaluator import add_train_evaluator_parser
 from gan_studio.training.run_folder import RunFolder
 from gan_studio.utils.numbers import MAX_SEED, count, number_in
+from gan_studio.utils.progress import StageProgress, write_progress_file
+
+# What an evaluation goes through, in order; the app shows "stage 3 of 7 · generating: 4/10 classes".
+EVALUATE_STAGES = ("loading models", "real images", "generating", "features", "metrics", "c2st", "report")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     add_train_evaluator_parser(sub)
 
-    p = sub.add_parser("evaluate", help="measure a generator with the evaluator: metrics.json + report.md")
+    p = sub.add_parser(
+        "evaluate",
+        help="measure a generator with the evaluator: metrics.json + report.md, a new entry of --out's history",
+    )
     p.add_argument("--ckpt", required=True, help="run folder, checkpoint folder or generator folder")
     p.add_argument("--evaluator", required=True, type=Path, help="folder written by train-evaluator")
-    p.add_argument("--out", required=True, type=Path, help="report folder")
+    p.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="report folder: each evaluation is kept in OUT/evaluations/<UTC time>-n<N>/ (never "
+        "overwritten), and the newest is also copied to OUT/metrics.json and OUT/report.md",
+    )
     p.add_argument("--n-per-class", type=count(2, 100_000), default=200, help="generated images per class")
     p.add_argument(
         "--seed", type=count(0, MAX_SEED), default=0, help="first seed; image i of every class uses seed+i"
@@ -51,6 +64,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=count(1, 4096), default=64, help="generation batch size")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--progress-file",
+        type=Path,
+        default=None,
+        help="keep this JSON file holding the current stage, its progress and ETA (the app polls it)",
+    )
     p.set_defaults(func=run_evaluate)
 
 
@@ -117,23 +136,33 @@ def _split_warnings(evaluator_dir: Path, split, split_path: Path) -> list[str]:
     ]
 
 
-def run_evaluate(args) -> int:
-    from gan_studio import sampling
-    from gan_studio.data import DatasetError, load_labeled_images, load_split
-    from gan_studio.device import pick_device
-    from gan_studio.metrics import build_context, compute_metrics, list_metrics, write_report
-    from gan_studio.metrics.report import summary_line
-    from gan_studio.models.classifier import load_evaluator, read_training_info
+def _metric_names(args) -> list[str]:
+    from gan_studio.metrics import list_metrics
 
     if args.n_per_class < 2:
         raise ValueError("--n-per-class must be at least 2 (distribution metrics need two images per class).")
-    names = None if args.metrics == "all" else [m.strip() for m in args.metrics.split(",") if m.strip()]
-    unknown = sorted(set(names or []) - set(list_metrics()))
+    if args.metrics == "all":
+        return list_metrics()
+    names = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    unknown = sorted(set(names) - set(list_metrics()))
     if unknown:
         raise ValueError(f"Unknown metric(s) {', '.join(unknown)}; choose from {', '.join(list_metrics())}.")
-    progress = not args.no_progress
-    device = pick_device(args.device)
+    return names
 
+
+def _progress(args, names: list[str]) -> StageProgress:
+    """The evaluation's stages (c2st, minutes of training, is one of its own), reported to --progress-file."""
+    stages = [stage for stage in EVALUATE_STAGES if stage != "c2st" or "c2st" in names]
+    return StageProgress(stages, write_progress_file(args.progress_file) if args.progress_file else None)
+
+
+def _load_models(args):
+    """(generator, its info, evaluator, device); the two must know the same classes."""
+    from gan_studio import sampling
+    from gan_studio.device import pick_device
+    from gan_studio.models.classifier import load_evaluator
+
+    device = pick_device(args.device)
     generator, info = sampling.load_generator(args.ckpt, device=device)
     evaluator = load_evaluator(args.evaluator, device=device)
     if list(evaluator.class_names) != list(info.class_names):
@@ -141,11 +170,18 @@ def run_evaluate(args) -> int:
             f"The evaluator '{args.evaluator}' knows classes {evaluator.class_names} but the generator has "
             f"{info.class_names}. Train an evaluator on the generator's dataset (train-evaluator --data ...)."
         )
+    return generator, info, evaluator, device
+
+
+def _real_images(args, info) -> dict:
+    """The real images split as the generator's run split them: source, split (path, object), train, test."""
+    from gan_studio.data import DatasetError, load_labeled_images, load_split
+
     # A package carries its run's run.json and split.json, so it names its own data and split too.
     record_dir = info.run_dir or _package_dir(Path(args.ckpt))
     source, fit = _real_data_source(args, record_dir)
     split_path = _split_path(args, record_dir)
-    real = load_labeled_images(source, info.resolution, fit=fit, progress=progress)
+    real = load_labeled_images(source, info.resolution, fit=fit, progress=not args.no_progress)
     if list(real.class_names) != list(info.class_names):
         raise DatasetError(
             f"The dataset '{source}' has classes {real.class_names} but the generator has {info.class_names}; "
@@ -153,20 +189,98 @@ def run_evaluate(args) -> int:
         )
     split = load_split(split_path)
     train_idx, test_idx = split.indices(real.records)
-    train, test = real.subset(train_idx), real.subset(test_idx)
+    return {
+        "source": source,
+        "split_path": split_path,
+        "split": split,
+        "train": real.subset(train_idx),
+        "test": real.subset(test_idx),
+    }
+
+
+def _generate(args, generator, info, stages: StageProgress):
+    """(uint8 images, their classes): n per class, image i of every class from seed + i."""
+    from gan_studio import sampling
 
     classes = range(len(info.class_names))
     class_indices = [c for c in classes for _ in range(args.n_per_class)]
     seeds = [args.seed + i for _ in classes for i in range(args.n_per_class)]
+    stages.start("generating", total=len(info.class_names), unit="classes")
     fake = sampling.generate(
         generator,
         class_indices,
         seeds,
         truncation=args.truncation,
         batch_size=args.batch,
-        device=device,
-        progress=progress,
+        progress=not args.no_progress,
+        on_batch=stages.ticker(per_unit=args.n_per_class),
     )
+    return fake, class_indices
+
+
+def _measure(names: list[str], ctx, stages: StageProgress, c2st_steps: int) -> dict:
+    """The metrics, in the order asked for; c2st (two classifiers trained from scratch) as its own stage."""
+    from gan_studio.metrics import compute_metrics
+
+    quick = [name for name in names if name != "c2st"]
+    stages.start("metrics", total=len(quick), unit="metrics")
+    results = compute_metrics(
+        quick, ctx, on_metric=lambda name, done, _: stages.update(done, detail=name, force=True)
+    )
+    stages.update(len(quick), detail="")
+    if "c2st" in names:
+        tests = 2 if ctx.real_test is not None and len(ctx.real_test) else 1
+        stages.start("c2st", total=tests * c2st_steps, unit="classifier steps")
+        ctx.tick = stages.ticker()
+        results.update(compute_metrics(["c2st"], ctx))
+    return {name: results[name] for name in names}
+
+
+def _meta(args, info, evaluator, real: dict) -> dict:
+    """What the figures were computed on: every entry of the history records it."""
+    from gan_studio.metrics.history import utc_now
+    from gan_studio.models.classifier import read_training_info
+
+    training = read_training_info(args.evaluator) or {}
+    names = list(info.class_names)
+    train, test = real["train"], real["test"]
+    return {
+        "generator": info.source,
+        "step": info.step,
+        "resolution": info.resolution,
+        "evaluator": str(args.evaluator),
+        "evaluator_arch": evaluator.arch,
+        "evaluator_resolution": evaluator.resolution,
+        "evaluator_test_accuracy": training.get("test_accuracy"),
+        "data": str(real["source"]),
+        "split": str(real["split_path"]),
+        "split_sha1": hashlib.sha1(real["split_path"].read_bytes()).hexdigest()[:12],
+        "n_real_train": len(train),
+        "n_real_test": len(test),
+        "real_train_per_class": {n: int((train.labels == c).sum()) for c, n in enumerate(names)},
+        "real_test_per_class": {n: int((test.labels == c).sum()) for c, n in enumerate(names)},
+        "n_per_class": args.n_per_class,
+        "seed": args.seed,
+        "seeds": f"{args.seed}..{args.seed + args.n_per_class - 1} for every class",
+        "truncation": args.truncation,
+        "created": utc_now(),
+        "warnings": _split_warnings(args.evaluator, real["split"], real["split_path"]),
+    }
+
+
+def run_evaluate(args) -> int:
+    from gan_studio.metrics import build_context, write_evaluation
+    from gan_studio.metrics.report import summary_line
+
+    names = _metric_names(args)
+    stages = _progress(args, names)
+    stages.start("loading models")
+    generator, info, evaluator, _ = _load_models(args)
+    stages.start("real images", detail="reading the dataset")
+    real = _real_images(args, info)
+    fake, class_indices = _generate(args, generator, info, stages)
+    train, test = real["train"], real["test"]
+    stages.start("features", total=len(train) + len(test) + len(fake), unit="images")
     ctx = build_context(
         evaluator,
         real_train_images=train.images,
@@ -178,37 +292,22 @@ def run_evaluate(args) -> int:
         fake_images=fake,
         fake_labels=class_indices,
         seed=args.seed,
-        progress=progress,
+        progress=not args.no_progress,
         options={
             "c2st_steps": args.c2st_steps,
             "c2st_seed": args.seed if args.c2st_seed is None else args.c2st_seed,
             "c2st_max_per_class": args.c2st_max_per_class or None,
         },
+        tick=stages.ticker(),
     )
-    results = compute_metrics(names, ctx)
-    training = read_training_info(args.evaluator) or {}
-    meta = {
-        "generator": info.source,
-        "step": info.step,
-        "resolution": info.resolution,
-        "evaluator": str(args.evaluator),
-        "evaluator_arch": evaluator.arch,
-        "evaluator_resolution": evaluator.resolution,
-        "evaluator_test_accuracy": training.get("test_accuracy"),
-        "data": str(source),
-        "split": str(split_path),
-        "n_real_train": len(train),
-        "n_real_test": len(test),
-        "n_per_class": args.n_per_class,
-        "seeds": f"{args.seed}..{args.seed + args.n_per_class - 1} for every class",
-        "truncation": args.truncation,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "warnings": _split_warnings(args.evaluator, split, split_path),
-    }
-    report = write_report(results, ctx, args.out, meta=meta)
+    results = _measure(names, ctx, stages, args.c2st_steps)
+    stages.start("report")
+    meta = _meta(args, info, evaluator, real)
+    report = write_evaluation(results, ctx, args.out, meta=meta)
+    stages.finish()
     for warning in meta["warnings"]:
         print(f"warning: {warning}")
     for name, result in results.items():
         print(summary_line(name, result))
-    print(f"wrote {args.out / 'metrics.json'} and {report}")
+    print(f"wrote {report.parent / 'metrics.json'} and {report} (the newest is also in {args.out})")
     return 0

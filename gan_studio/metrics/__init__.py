@@ -10,7 +10,7 @@ from gan_studio.metrics import cas, diversity, fid_kid, memorization, prdc  # no
 from gan_studio.metrics import c2st  # noqa: F401 - registered last: it trains two classifiers, the slowest
 from gan_studio.metrics.context import FeatureSet, MetricContext, build_context
 from gan_studio.metrics.registry import compute_metrics, list_metrics, register_metric
-from gan_studio.metrics.report import write_report
+from gan_studio.metrics.report import write_evaluation, write_report
 
 __all__ = [
     "FeatureSet",
@@ -19,5 +19,6 @@ __all__ = [
     "compute_metrics",
     "list_metrics",
     "register_metric",
+    "write_evaluation",
     "write_report",
 ]

@@ -18,6 +18,7 @@ images per class are options (``c2st_*`` in ``MetricContext.options``) and are r
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -117,6 +118,7 @@ def two_sample_test(
     settings: dict,
     device: torch.device,
     progress: bool = False,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Train a fresh classifier on half of ``a`` (label 0) and half of ``b`` (label 1), balanced per class;
     score it on the other halves. Accuracies are None (with a ``reason``) when a half would be empty."""
@@ -164,6 +166,7 @@ def two_sample_test(
         device=device,
         stem_stride=STEM_STRIDE,
         progress=progress,
+        on_step=on_step,
     )
     held_images = torch.cat([images(a, held_a), images(b, held_b)])
     truth = np.concatenate([np.zeros(len(held_a), np.int64), np.ones(len(held_b), np.int64)])
@@ -205,9 +208,17 @@ def classifier_two_sample_test(ctx: MetricContext) -> dict:
         "device": device,
         "progress": ctx.progress,
     }
-    main = two_sample_test(ctx.real_train, ctx.fake, sides=SIDES, **common)
-    if ctx.real_test is not None and len(ctx.real_test):
-        baseline = two_sample_test(ctx.real_train, ctx.real_test, sides=BASELINE_SIDES, **common)
+    with_baseline = ctx.real_test is not None and len(ctx.real_test) > 0
+    tests, steps = 1 + with_baseline, settings["steps"]
+
+    def on_step(first: int):  # both classifiers' steps as one count, for ctx.tick
+        return (lambda done, _: ctx.tick(first + done, tests * steps)) if ctx.tick is not None else None
+
+    main = two_sample_test(ctx.real_train, ctx.fake, sides=SIDES, on_step=on_step(0), **common)
+    if with_baseline:
+        baseline = two_sample_test(
+            ctx.real_train, ctx.real_test, sides=BASELINE_SIDES, on_step=on_step(steps), **common
+        )
     else:
         baseline = {"value": None, "reason": "no real test images to compare the real train images with"}
     per_class = main.pop("per_class")

@@ -6,7 +6,7 @@ Features are computed once, here, so all metrics agree on the feature space and 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,8 +58,11 @@ class FeatureSet:
         batch_size: int = 256,
         progress: bool = False,
         desc: str = "features",
+        on_batch: Callable[[int, int], None] | None = None,
     ) -> FeatureSet:
-        probs, features = evaluator.predict_uint8(images, batch_size, progress=progress, desc=desc)
+        probs, features = evaluator.predict_uint8(
+            images, batch_size, progress=progress, desc=desc, on_batch=on_batch
+        )
         return cls(images=images, labels=np.asarray(labels), features=features, probs=probs, names=names)
 
 
@@ -77,6 +80,8 @@ class MetricContext:
     batch_size: int = 256
     progress: bool = False
     options: dict = field(default_factory=dict)  # per-metric knobs, e.g. {"prdc_k": 5}
+    # A slow metric reports (done, total) of its own work here (c2st: classifier training steps).
+    tick: Callable[[float, float], None] | None = None
 
 
 def build_context(
@@ -94,11 +99,16 @@ def build_context(
     batch_size: int = 256,
     progress: bool = False,
     options: dict | None = None,
+    tick: Callable[[float, float], None] | None = None,
 ) -> MetricContext:
-    """Run the evaluator once over every image set and bundle the results for ``compute_metrics``."""
+    """Run the evaluator once over every image set and bundle the results for ``compute_metrics``;
+    ``tick(done, total)`` counts the images featurised so far, over all sets."""
+    sets = [real_train_images, fake_images, *([real_test_images] if real_test_images is not None else [])]
+    total, done = sum(len(s) for s in sets), [0]
 
     def features(images, labels, names, desc):
-        return FeatureSet.from_images(
+        offset = done[0]
+        result = FeatureSet.from_images(
             evaluator,
             images,
             np.asarray(labels),
@@ -106,7 +116,10 @@ def build_context(
             batch_size=batch_size,
             progress=progress,
             desc=desc,
+            on_batch=(lambda n, _: tick(offset + n, total)) if tick is not None else None,
         )
+        done[0] += len(images)
+        return result
 
     real_test = None
     if real_test_images is not None and len(real_test_images):

@@ -31,14 +31,21 @@ def list_metrics() -> list[str]:
     return list(_METRICS)
 
 
-def compute_metrics(names: Iterable[str] | None, ctx: MetricContext) -> dict[str, dict]:
-    """Run the named metrics (all registered ones when ``names`` is None), in registration order."""
+def compute_metrics(
+    names: Iterable[str] | None,
+    ctx: MetricContext,
+    on_metric: Callable[[str, int, int], None] | None = None,
+) -> dict[str, dict]:
+    """Run the named metrics (all registered ones when ``names`` is None), in the order given;
+    ``on_metric(name, done, total)`` before each one."""
     names = list_metrics() if names is None else list(names)
     unknown = [name for name in names if name not in _METRICS]
     if unknown:
         raise ValueError(f"Unknown metric(s) {', '.join(unknown)}. Available: {', '.join(list_metrics())}")
     results = {}
-    for name in tqdm(names, desc="metrics", unit="metric", disable=not ctx.progress):
+    for i, name in enumerate(tqdm(names, desc="metrics", unit="metric", disable=not ctx.progress)):
+        if on_metric is not None:
+            on_metric(name, i, len(names))
         result = _METRICS[name](ctx)
         if not isinstance(result.get("label"), str):
             raise TypeError(f"Metric {name!r} returned no human-readable 'label'")

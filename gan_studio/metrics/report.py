@@ -1,4 +1,5 @@
-"""Write an evaluation to disk: metrics.json for programs, report.md (+ PNGs) for people."""
+"""Write an evaluation to disk: metrics.json for programs, report.md (+ PNGs) for people; each
+evaluation an entry of its folder's history (``gan_studio.metrics.history``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from gan_studio.metrics import history
 from gan_studio.metrics.context import MetricContext
 from gan_studio.utils.atomic import write_json_atomic, write_text_atomic
 from gan_studio.utils.images import save_image_grid
@@ -281,9 +283,14 @@ def _c2st_section(r: dict) -> list[str]:
 
 def render_markdown(results: dict, ctx: MetricContext, meta: dict, images: dict[str, Path | None]) -> str:
     facts = [
-        f"- **{key}**: {format_value(value)}" for key, value in meta.items() if not isinstance(value, list)
+        f"- **{key}**: {format_value(value)}"
+        for key, value in meta.items()
+        if not isinstance(value, (list, dict)) and key != "created_unix"
     ]
-    lines = ["# GAN Studio evaluation report", "", *facts, ""]
+    lines = ["# GAN Studio evaluation report", ""]
+    if meta.get("n_per_class") is not None:
+        lines += [f"Computed on: {history.computed_on(meta, len(ctx.class_names))}.", ""]
+    lines += [*facts, ""]
     lines += [f"> **Warning:** {warning}\n" for warning in meta.get("warnings", [])]
     lines += [
         "## Overview",
@@ -320,4 +327,14 @@ def write_report(results: dict, ctx: MetricContext, out_dir: str | os.PathLike, 
     write_json_atomic(out_dir / "metrics.json", {"meta": meta, "metrics": results})
     report = out_dir / "report.md"
     write_text_atomic(report, render_markdown(results, ctx, meta, images))
+    return report
+
+
+def write_evaluation(results: dict, ctx: MetricContext, out_dir: str | os.PathLike, *, meta: dict) -> Path:
+    """The report as a new entry of ``out_dir``'s history (never over an earlier one), then copied to
+    the top of ``out_dir`` as the newest; returns the entry's report.md."""
+    out_dir = Path(out_dir)
+    folder = history.new_entry(out_dir, meta)
+    report = write_report(results, ctx, folder, meta=meta)
+    history.publish(out_dir, folder)
     return report

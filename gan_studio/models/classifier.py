@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -145,8 +145,10 @@ class EvaluatorClassifier(
         precision: str = "fp32",
         progress: bool = False,
         desc: str = "evaluator",
+        on_batch: Callable[[int, int], None] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Class probabilities [N, C] and features [N, D] (float32 numpy) of uint8 images, in eval mode."""
+        """Class probabilities [N, C] and features [N, D] (float32 numpy) of uint8 images, in eval mode;
+        ``on_batch(done, total)`` after each batch."""
         was_training = self.training
         self.eval()
         precision = resolve_precision(precision, self.device)
@@ -161,6 +163,8 @@ class EvaluatorClassifier(
                     logits = self.head(f)
                 probs.append(logits.float().softmax(dim=1).cpu())
                 feats.append(f.float().cpu())
+                if on_batch is not None:
+                    on_batch(min(start + batch_size, len(images)), len(images))
         finally:
             self.train(was_training)
         if not probs:  # no images

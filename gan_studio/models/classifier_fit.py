@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -119,12 +119,14 @@ def train_classifier(
     init_weights: str | os.PathLike | None = None,
     stem_stride: int = 2,
     progress: bool = True,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> EvaluatorClassifier:
     """Train an ``EvaluatorClassifier`` from scratch (or from ``init_weights``) for exactly ``steps`` steps.
 
     ``images`` are uint8 [N, 3, H, W]; ``resolution`` defaults to H. AdamW with linear warm-up then
     cosine decay, label smoothing, bf16 autocast where ``precision`` resolves to it. The result is
     a pure function of the inputs and ``seed`` (on a given machine); the caller's RNG state is untouched.
+    ``on_step(done, steps)`` is called after every step.
     """
     labels = torch.as_tensor(labels, dtype=torch.long)
     _check_images(images, labels, len(class_names))
@@ -170,6 +172,8 @@ def train_classifier(
             scheduler.step()
             if step % 10 == 0 or step == steps - 1:
                 bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
+            if on_step is not None:
+                on_step(step + 1, steps)
         model.recalibrate_batchnorm(images, seed=seed)
     return model.eval()
 

@@ -17,8 +17,11 @@ import gradio as gr
 
 from gan_studio.app.common import COUNT_BOUNDS, SEED_BOUNDS, handler, require_evaluator, require_generator
 from gan_studio.app.evaluation_jobs import (
+    HISTORY_HEADERS,
     EvaluationService,
     available_commands,
+    history_choices,
+    history_rows,
     job_status,
     overview_rows,
     per_class_rows,
@@ -38,6 +41,7 @@ NOT_BY_DEFAULT = ("inception_fid", "c2st")  # offered, unticked: no weights offl
 RESULT_OUTPUTS = (
     10  # overview, per class, samples, pairs, bench text and plot, report file and path, study x2
 )
+HISTORY_OUTPUTS = 2  # the history table and the picker of the evaluation shown
 BUTTONS = (  # (the button's name in the layout, job kind, API name)
     ("train", "train-evaluator", "train_evaluator"),
     ("run", "evaluate", "evaluate"),
@@ -119,22 +123,42 @@ def _no_results(message: str, bench=("", None), study=("", None)) -> tuple:
     )  # fmt: skip
 
 
-def results(svc: EvalServices, run_id):
-    """The saved metrics, sample grids, report, augmentation experiment and study of the picked run."""
+def _shown(evaluations: list, evaluation_id: str | None, entry) -> str:
+    """Which evaluation the tables show and what it was computed on, above them."""
+    number, chosen = next(
+        ((i, e) for i, e in enumerate(evaluations, start=1) if e.id == evaluation_id),
+        (len(evaluations), evaluations[-1]),
+    )
+    others = (
+        f" {len(evaluations)} evaluations are kept (the table above); a figure from another one was computed "
+        "on other images: coverage and recall grow with the images per class."
+        if len(evaluations) > 1
+        else ""
+    )
+    return (
+        f"**Evaluation #{number}** of {chosen.when}, computed on: {chosen.computed_on(len(entry.class_names))}."
+        f"{others}"
+    )
+
+
+def results(svc: EvalServices, run_id, evaluation_id=None):
+    """The metrics, sample grids and report of one evaluation of the picked run (its newest unless
+    ``evaluation_id`` names another), and its augmentation experiment and study."""
     if not run_id:
         return _no_results("Pick a run at the top.")
     entry = require_generator(svc, run_id)
-    folder = svc.jobs.report_dir(entry)
-    metrics = read_metrics(folder)
-    if metrics is None and entry.metrics_path is not None:  # a package's or run's own metrics.json
-        folder, metrics = entry.metrics_path.parent, read_metrics(entry.metrics_path.parent)
+    evaluations = svc.jobs.history(entry)
     bench = _bench_results(svc.jobs.bench_dir(entry))
     study = _study_results(svc.jobs.study_dir(entry))
+    chosen = next((e for e in evaluations if e.id == evaluation_id), evaluations[-1] if evaluations else None)
+    metrics = read_metrics(chosen.folder) if chosen is not None else None
     if metrics is None:
         message = "No evaluation yet: train an evaluator (1), then press **Run evaluation** (2)."
         return _no_results(message, bench, study)
+    folder = chosen.folder
     headers, rows = per_class_rows(metrics, list(entry.class_names))
     report = folder / "report.md"
+    saved = f"Saved report: `{report}`" if report.is_file() else f"Saved metrics: `{folder / 'metrics.json'}`"
     return (
         overview_rows(metrics),
         gr.update(value=rows, headers=headers),
@@ -142,8 +166,21 @@ def results(svc: EvalServices, run_id):
         str(folder / "memorization_pairs.png") if (folder / "memorization_pairs.png").is_file() else None,
         *bench,
         str(report) if report.is_file() else None,
-        f"Saved report: `{report}`" if report.is_file() else f"Saved metrics: `{folder / 'metrics.json'}`",
+        f"{_shown(evaluations, chosen.id, entry)}\n\n{saved}",
         *study,
+    )
+
+
+def listed(svc: EvalServices, run_id):
+    """The picked run's evaluations, newest first, and the picker of the one shown (the newest)."""
+    if not run_id:
+        return gr.update(value=[], headers=HISTORY_HEADERS), gr.update(choices=[], value=None)
+    entry = require_generator(svc, run_id)
+    evaluations = svc.jobs.history(entry)
+    choices = history_choices(evaluations)
+    return (
+        gr.update(value=history_rows(evaluations, entry), headers=HISTORY_HEADERS),
+        gr.update(choices=choices, value=choices[0][1] if choices else None),
     )
 
 
@@ -174,25 +211,32 @@ def start(
             entry, evaluator, arms=list(arms_v or []), ratios=ratios_v, seeds=int(bseeds), steps=int(bsteps)
         )
     gr.Info(f"{kind} started for '{entry.id}' (process {job.pid}).")
-    return f"**running** · {kind}", kind
+    return f"{kind}: **running** · starting", kind
 
 
 def poll(svc: EvalServices, run_id, kind, last):
-    """The watched job's status, bar and log; the results once it finishes. Skips all when nothing changed."""
-    unchanged = (gr.skip(),) * (3 + RESULT_OUTPUTS) + (last,)
+    """The watched job's status (its stage and ETA), bar and log; the results and the history once it
+    finishes. Skips every output when nothing changed, so nothing redraws for nothing."""
+    unchanged = (gr.skip(),) * (3 + RESULT_OUTPUTS + HISTORY_OUTPUTS) + (last,)
     if not run_id or not kind:
         return unchanged
     entry = require_generator(svc, run_id)
-    state = job_status(svc.jobs.job(kind, entry))
-    signature = (run_id, kind, state.state, state.fraction, state.log_tail[-300:])
+    job = svc.jobs.job(kind, entry)
+    state = job_status(job)
+    summary = f"{kind}: {state.summary()}"
+    signature = (run_id, kind, state.state, summary, state.log_tail[-300:], job.pid if job else None)
     if signature == last:
         return unchanged
-    summary = f"{kind}: {state.summary()}"
     if state.state == "failed":
         errors = [line for line in state.log_tail.splitlines() if line.startswith("error:")]
         summary += "\n\n" + (errors[-1] if errors else "See the log for what went wrong.")
-    finished = state.state == "finished" and (last is None or last[2] != "finished")
-    fresh = results(svc, run_id) if finished else (gr.skip(),) * RESULT_OUTPUTS
+    # Finished since the last poll: this job was running then, or it is another job (a short one ends
+    # between two polls).
+    finished = state.state == "finished" and (
+        last is None or last[2] != "finished" or last[5] != signature[5]
+    )
+    skip = (gr.skip(),) * (RESULT_OUTPUTS + HISTORY_OUTPUTS)
+    fresh = (*results(svc, run_id), *listed(svc, run_id)) if finished else skip
     if finished and kind == "train-evaluator":
         gr.Info("The evaluator is ready: pick it at the top of the page (↻ Refresh lists it).")
     return (summary, _bar(state.fraction, state.state), state.log_tail, *fresh, signature)
@@ -215,6 +259,8 @@ def job_state(svc: EvalServices, run_id, kind):
         "state": state.state,
         "fraction": state.fraction,
         "description": state.description,
+        "stage": state.stage,
+        "summary": state.summary(),
         "log": state.log_tail,
     }
 
@@ -226,6 +272,14 @@ def _results_tabs(ui: SimpleNamespace) -> None:
     """The results, added to ``ui``: metrics (real train images beside the samples), experiment, study."""
     with gr.Tabs():
         with gr.Tab("Metrics", elem_id="eval-tab-metrics"):
+            ui.history = gr.Dataframe(
+                headers=HISTORY_HEADERS, label="Evaluations of this model, newest first (each one is kept)",
+                interactive=False, wrap=True, elem_id="eval-history",
+                column_widths=["4%", "15%", "8%", "20%", "7%", "8%", "8%", "7%", "9%", "14%"],
+            )  # fmt: skip
+            ui.pick = gr.Dropdown(
+                [], label="Evaluation shown below", elem_id="eval-history-pick", interactive=True
+            )
             ui.report_path = gr.Markdown(elem_id="eval-report-path")
             ui.overview = gr.Dataframe(
                 headers=["metric", "value", "real reference", "notes"], label="Overview", interactive=False,
@@ -385,19 +439,28 @@ def _wire(svc: EvalServices, ui: SimpleNamespace, picker) -> None:
         picker.run, picker.evaluator, ui.arch, ui.eval_steps, ui.n_per_class, ui.seed, ui.metrics, ui.arms,
         ui.ratios, ui.bench_seeds, ui.bench_steps, ui.study_per_class, ui.study_seeds, ui.study_budget,
     ]  # fmt: skip
+    history_outputs, list_history = [ui.history, ui.pick], handler(listed, svc)
     start_job = handler(start, svc)
-    for button, kind, api in BUTTONS:
-        getattr(ui, button).click(_starter(start_job, kind), inputs, [ui.status, watching], api_name=api)
+    for button, kind, api in BUTTONS:  # no progress overlay: the status line says what runs
+        getattr(ui, button).click(
+            _starter(start_job, kind), inputs, [ui.status, watching], api_name=api, show_progress="hidden"
+        )
     seen = gr.State(None)  # what the last poll showed, to skip redrawing unchanged outputs
     timer.tick(
-        handler(poll, svc), [picker.run, watching, seen], [ui.status, ui.bar, ui.log, *result_outputs, seen],
-        api_name=False, show_progress="hidden",
+        handler(poll, svc), [picker.run, watching, seen],
+        [ui.status, ui.bar, ui.log, *result_outputs, *history_outputs, seen], api_name=False,
+        show_progress="hidden",
     )  # fmt: skip
-    ui.refresh.click(shown, [picker.run], result_outputs, api_name="evaluation_results")
+    ui.refresh.click(shown, [picker.run], result_outputs, api_name="evaluation_results").then(
+        list_history, [picker.run], history_outputs, api_name="evaluation_history"
+    )
+    ui.pick.input(shown, [picker.run, ui.pick], result_outputs, api_name=False)
     ui.samples.change(
         handler(show_real, svc), [picker.run, ui.samples], [ui.real, ui.real_note], api_name=False
     )
-    picker.run.change(shown, [picker.run], result_outputs, api_name=False)
+    picker.run.change(shown, [picker.run], result_outputs, api_name=False).then(
+        list_history, [picker.run], history_outputs, api_name=False
+    )
     api_kind, api_out = gr.Textbox(visible=False), gr.JSON(visible=False)
     api_kind.submit(handler(job_state, svc), [picker.run, api_kind], [api_out], api_name="job_status")
 
