@@ -13,6 +13,7 @@ import math
 import os
 import struct
 import sys
+import threading
 import time
 import zipfile
 import zlib
@@ -268,12 +269,14 @@ def test_a_scan_holds_its_extracted_zip_while_it_reads(monkeypatch, tmp_path):
     cache = tmp_path / "cache"
     root = resolve_dataset_source(archive, cache_dir=cache)
     seen = []
+    once = threading.Lock()  # the scan may decode on several threads: prune on the first decode only
     real_decode = ImageFile.ImageFile.load
 
     def load_and_prune(image):
-        if not seen:
-            _age(root, 10_000)
-            seen.append(zip_cache.prune(cache, budget_mb=0))
+        with once:
+            if not seen:
+                _age(root, 10_000)
+                seen.append(zip_cache.prune(cache, budget_mb=0))
         return real_decode(image)
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", load_and_prune)
