@@ -129,12 +129,18 @@ def headline_metrics(metrics_json: dict | None) -> dict[str, float]:
     return out
 
 
-def _metrics_of(folder: Path) -> tuple[dict, Path | None]:
+def metrics_file(folder: Path) -> tuple[dict, Path] | None:
+    """(metrics.json's contents, its path) of a run or package: its own, else its evaluation's."""
     for candidate in (folder / "metrics.json", folder / "evaluation" / "metrics.json"):
         data = _read_json(candidate) if candidate.is_file() else None
         if data is not None:
-            return headline_metrics(data), candidate
-    return {}, None
+            return data, candidate
+    return None
+
+
+def _metrics_of(folder: Path) -> tuple[dict, Path | None]:
+    found = metrics_file(folder)
+    return (headline_metrics(found[0]), found[1]) if found else ({}, None)
 
 
 def _is_weights_folder(folder: Path) -> dict | None:

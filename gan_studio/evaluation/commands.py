@@ -117,6 +117,17 @@ def _split_warnings(evaluator_dir: Path, split, split_path: Path) -> list[str]:
     ]
 
 
+def _resolution_warnings(evaluator_resolution: int, resolution: int) -> list[str]:
+    """An evaluator judges other-sized images resized to its own size: its numbers measure that too."""
+    if evaluator_resolution == resolution:
+        return []
+    return [
+        f"the evaluator was trained at {evaluator_resolution} px and the generator makes {resolution} px "
+        f"images, which are resized for it: CAS and the feature metrics measure the resizing too. Train an "
+        f"evaluator at {resolution} px (train-evaluator --res {resolution}) for numbers comparable across runs."
+    ]
+
+
 def run_evaluate(args) -> int:
     from gan_studio import sampling
     from gan_studio.data import DatasetError, load_labeled_images, load_split
@@ -203,7 +214,8 @@ def run_evaluate(args) -> int:
         "seeds": f"{args.seed}..{args.seed + args.n_per_class - 1} for every class",
         "truncation": args.truncation,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "warnings": _split_warnings(args.evaluator, split, split_path),
+        "warnings": _split_warnings(args.evaluator, split, split_path)
+        + _resolution_warnings(evaluator.resolution, info.resolution),
     }
     report = write_report(results, ctx, args.out, meta=meta)
     for warning in meta["warnings"]:
