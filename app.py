@@ -74,12 +74,27 @@ studio = create_studio(
     default_data=args.data,
     data_roots=args.data_roots,
     device=args.device,
-    warm_up_real_data=True,
+    warm_up_umap=False,  # started below, once the page is served: on two cores they would slow it down
 )
 demo = build_app(studio)
 
 if __name__ == "__main__":
     try:
-        demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_options(studio))
+        demo.launch(
+            server_name=args.host,
+            server_port=args.port,
+            share=args.share,
+            prevent_thread_lock=True,
+            **launch_options(studio),
+        )
+        studio.start_warm_ups(real_data=True)
+        demo.block_thread()
     finally:
         studio.shutdown()
+else:  # `gradio app.py`, or a host that launches `demo` itself: warm up when the first page opens
+
+    def warm_up() -> None:
+        studio.start_warm_ups(real_data=True)
+
+    with demo:
+        demo.load(warm_up, api_name=False, queue=False)

@@ -126,6 +126,15 @@ def _metrics_of(folder: Path) -> tuple[dict, Path | None, dict]:
     return {}, None, {}
 
 
+def metrics_file(folder: Path) -> tuple[dict, Path] | None:
+    """(metrics.json's contents, its path) of a run or package: its own, else its evaluation's."""
+    for candidate in (folder / "metrics.json", folder / "evaluation" / "metrics.json"):
+        data = _read_json(candidate) if candidate.is_file() else None
+        if data is not None:
+            return data, candidate
+    return None
+
+
 def _is_weights_folder(folder: Path) -> dict | None:
     if not (folder / "model.safetensors").is_file():
         return None

@@ -78,10 +78,11 @@ def test_sample_shows_verdicts_and_downloads_a_zip(client):
     assert [f["name"] for f in first["filters"]] == ["median", "contrast"] and first["truncation"] == 0.8
     assert first["scores"]["predicted"] and manifest["model"]["id"] == "tiny"
 
-    gallery, *_ = client.predict(
+    gallery, before_after, *_ = client.predict(
         "tiny", None, "All classes", 1, 0, 1.0, [], 3, 40, 80, 1.2, api_name="/sample"
     )
     assert len(gallery) == 10 and gallery[0]["caption"] == "Assembly s0"
+    assert before_after is None  # no filter: no before / after of one and the same image
 
 
 def test_sample_errors_say_what_to_do(client):
@@ -177,6 +178,10 @@ def test_train_tab_checks_the_dataset_and_trains_in_the_background(client, app, 
         and Path(recon).is_file()
     )
     assert checkpoints["data"][0][0] == 4
+    _, note = client.predict("api-run", 3, api_name="/sample_grid")  # between the grids of steps 2 and 4
+    assert "**step 2** (grid 1 of 2" in note
+    plot, note = client.predict("api-run", "mine", api_name="/compare_runs")
+    assert plot is not None and "No CAS yet" in note
     runs, *_ = client.predict(None, None, api_name="/list_models")
     assert "api-run" in {value for _, value in runs["choices"]}
     with pytest.raises(AppError, match="not being trained"):

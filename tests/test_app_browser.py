@@ -11,7 +11,13 @@ import json
 import re
 import shutil
 import zipfile
+from pathlib import Path
 
+from PIL import Image
+
+from gan_studio.app.common import TILE_FONT
+from gan_studio.app.interpolation import FILMSTRIP_FRAME
+from gan_studio.utils.images import label_size
 from tests.app_support import tiny_evaluator
 from tests.browser_support import (
     BROWSER_MARKS,
@@ -41,6 +47,20 @@ page = page_fixture(ready=_picked)
 screenshot = screenshots("browser", full_page=True)
 
 
+def shown_text_px(page, selector: str, drawn: Path, font_px: int) -> float:
+    """How tall, on the page, text drawn ``font_px`` high into the image file ``drawn`` is: the page may
+    show an enlarged copy of the file, or the file made smaller to fit."""
+    shown = page.locator(selector).bounding_box()["width"]
+    with Image.open(drawn) as image:
+        return font_px * shown / image.width
+
+
+def test_opens_on_the_sample_tab_with_a_ready_run(page):
+    expect(page.get_by_role("tab", name="Sample", exact=True)).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#tab-sample")).to_be_visible()
+    expect(page.locator("#tab-train")).to_be_hidden()
+
+
 def test_train_tab_recipe_shows_its_plan_and_fills_the_fields(page):
     open_tab(page, "Train", "train")
     expect(page.locator("#train-recipe input")).to_have_value("photos-cpu-64")  # no GPU here
@@ -54,6 +74,23 @@ def test_train_tab_recipe_shows_its_plan_and_fills_the_fields(page):
     expect(plan).to_contain_text("no guide classifier")
     expect(page.locator("#train-steps input[type=number]")).to_have_value("5000")
     screenshot(page, "0-train-recipe")
+
+
+def test_train_tab_check_warns_of_small_classes_and_a_failed_check_leaves_no_stale_report(page):
+    open_tab(page, "Train", "train")
+    report = page.locator("#train-report")
+    page.locator("#train-check").click()
+    expect(report).to_contain_text("10 classes · 80 usable images")
+    expect(report).to_contain_text("10 class(es) with fewer than 10 usable images")  # 8 of each here
+    expect(page.locator("#train-counts")).to_be_visible()
+    folder = page.locator("#train-folder textarea, #train-folder input").first
+    original = folder.input_value()
+    folder.fill(original + "-missing")
+    page.locator("#train-check").click()
+    expect(page.locator('[data-testid="toast-body"]').first).to_contain_text("does not exist")
+    expect(report).not_to_contain_text("usable images")  # not the previous dataset's report
+    expect(page.locator("#train-counts")).to_be_hidden()
+    folder.fill(original)
 
 
 def test_train_tab_trains_a_few_steps(page, app):
@@ -85,8 +122,39 @@ def test_train_tab_trains_a_few_steps(page, app):
     expect(page.locator("#train-recon img")).to_be_visible()
     expect(page.locator("#train-losses .js-plotly-plot")).to_be_visible()
     expect(page.locator("#train-checkpoints")).to_contain_text("4")
-    assert (app[1].runs_dir / "browser-run").is_dir()
+    run = app[1].runs_dir / "browser-run"
+    assert run.is_dir()
+    # The labels drawn into the 32 px grid and into D's reconstructions read at 12 px or more.
+    expect(page.locator("#train-grid-note")).to_contain_text("step 4")
+    samples = shown_text_px(page, "#train-samples img", run / "samples" / "step_0000004.png", label_size(32))
+    recon = shown_text_px(page, "#train-recon img", run / "samples" / "reconstructions.png", label_size(64))
+    assert samples >= 12 and recon >= 12, (samples, recon)
     screenshot(page, "1-train")
+
+
+def test_train_tab_scrubs_back_through_the_sample_grids(page):
+    note = page.locator("#train-grid-note")
+    expect(note).to_contain_text("step 4 (grid 2 of 2, the latest)")
+    latest = page.locator("#train-samples img").get_attribute("src")
+    set_number(page, "train-grid-step", 2)
+    expect(note).to_contain_text("step 2 (grid 1 of 2, latest: step 4)")
+    expect(page.locator("#train-samples img")).not_to_have_attribute("src", latest)
+    page.wait_for_timeout(2500)  # a poll or two of the finished run: the user's grid stays
+    expect(note).to_contain_text("step 2")
+    set_number(page, "train-grid-step", 4)
+    expect(note).to_contain_text("step 4")
+
+
+def test_train_tab_compares_two_runs_on_one_plot(page):
+    page.get_by_text("Compare two runs", exact=True).click()
+    expect(page.locator("#train-compare-a input")).to_have_value("browser-run")  # the watched run
+    choose(page, "train-compare-b", "tiny (external)")
+    page.locator("#train-compare-run").click()
+    plot = page.locator("#train-compare-plot .js-plotly-plot")
+    expect(plot).to_contain_text("browser-run · G loss")
+    expect(plot).to_contain_text("tiny · G loss")
+    expect(page.locator("#train-compare-note")).to_contain_text("No CAS yet")
+    screenshot(page, "1-train-compare")
 
 
 def test_sample_tab_generates_a_gallery_and_a_zip(page):
@@ -100,7 +168,7 @@ def test_sample_tab_generates_a_gallery_and_a_zip(page):
     expect(thumbnails(page, "sample-gallery")).to_have_count(3)
     expect(page.locator("#sample-gallery")).to_contain_text("Nut s7")
     expect(page.locator('#sample-download a[href$="/tiny-samples.zip"]')).to_be_visible()
-    expect(page.locator("#sample-before-after img").first).to_be_visible()
+    expect(page.locator("#sample-before-after")).to_be_hidden()  # no filter: nothing to compare
     # Real train images of the class, left of the samples, at the same size.
     real = thumbnails(page, "sample-real-gallery")
     expect(real).to_have_count(3)
@@ -108,6 +176,16 @@ def test_sample_tab_generates_a_gallery_and_a_zip(page):
     expect(page.locator("#sample-real-note")).to_contain_text("real")
     same_size_side_by_side(real.first, thumbnails(page, "sample-gallery").first)
     screenshot(page, "2-sample")
+
+
+def test_sample_tab_shows_before_and_after_only_when_a_filter_is_on(page):
+    page.locator("#tab-sample").get_by_text("Post-processing", exact=True).click()
+    page.locator("#sample-filters").get_by_text("Median denoise", exact=True).click()
+    page.locator("#sample-generate").click()
+    expect(page.locator("#sample-before-after img").first).to_be_visible()
+    page.locator("#sample-filters").get_by_text("Median denoise", exact=True).click()  # off again
+    page.locator("#sample-generate").click()
+    expect(page.locator("#sample-before-after")).to_be_hidden()
 
 
 def same_size_side_by_side(real, generated) -> None:
@@ -126,6 +204,9 @@ def test_interpolate_tab_makes_a_filmstrip_and_a_gif(page):
     expect(page.locator("#interp-filmstrip img")).to_be_visible()
     expect(page.locator("#interp-gif img")).to_have_attribute("src", re.compile(r"\.gif"))
     expect(page.locator('#interp-download a[href$=".gif"]')).to_be_visible()
+    strip = page.locator("#interp-filmstrip img")
+    shown, drawn = strip.bounding_box()["width"], strip.evaluate("img => img.naturalWidth")
+    assert FILMSTRIP_FRAME * shown / drawn >= 96, (shown, drawn)  # 32 px frames show 3x as large or more
     screenshot(page, "3-interpolate")
 
 
@@ -137,6 +218,9 @@ def test_gradcam_tab_explains_real_and_synthetic(page):
     expect(page.locator("#cam-status")).to_contain_text("GradCAM maps of")
     expect(thumbnails(page, "cam-synthetic")).to_have_count(2)
     expect(thumbnails(page, "cam-real").first).to_be_visible()
+    tile = thumbnails(page, "cam-synthetic").first
+    shown, drawn = tile.bounding_box()["height"], tile.evaluate("img => img.naturalHeight")
+    assert TILE_FONT * shown / drawn >= 12, (shown, drawn)  # the verdict under each map
     screenshot(page, "4-gradcam")
 
 

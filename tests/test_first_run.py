@@ -99,6 +99,14 @@ page = page_fixture("app_url", timeout_s=120)
 screenshot = screenshots("first-run", full_page=False)
 
 
+def test_opens_on_the_sample_tab(page):
+    """The shipped model is ready to sample from, so the page opens on Sample, not on an empty Train tab."""
+    expect(page.get_by_role("tab", name="Sample", exact=True)).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#tab-sample")).to_be_visible()
+    expect(page.locator("#sample-generate")).to_be_visible()
+    expect(page.locator("#tab-train")).to_be_hidden()
+
+
 def test_opens_on_the_shipped_package(page):
     expect(page.locator("#picker-info")).to_contain_text("vise-parts")
     expect(page.locator("#picker-evaluator input")).to_have_value(re.compile("vise-parts"))

@@ -123,7 +123,42 @@ def prediction_caption(class_names, probs_row: np.ndarray, intended: int | None 
     return f"→ {class_names[predicted]} {confidence}"
 
 
+MIN_DISPLAY_WIDTH = 480  # px: narrower images (16 px reconstructions, a 32 px run's grid) are enlarged
+
+
+def upscaled(image: Image.Image | str | Path, min_width: int = MIN_DISPLAY_WIDTH) -> Image.Image:
+    """The image enlarged by a whole factor, nearest neighbour (each pixel a crisp square, nothing
+    invented between them), until it is at least ``min_width`` wide; as it is when already that wide."""
+    if not isinstance(image, Image.Image):
+        with Image.open(image) as opened:
+            image = opened.convert("RGB")
+    factor = max(1, -(-min_width // max(1, image.width)))
+    if factor == 1:
+        return image
+    return image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
+
+
+def for_display(path: str | Path) -> str | Image.Image:
+    """An image file for a gr.Image: the file itself when wide enough, else an enlarged copy (``upscaled``)."""
+    with Image.open(path) as image:
+        if image.width >= MIN_DISPLAY_WIDTH:
+            return str(path)
+        return upscaled(image.convert("RGB"))
+
+
+def resolution_warning(generator: ModelEntry | None, evaluator: ModelEntry | None) -> str | None:
+    """A warning when the evaluator judges images at another size than the generator makes them."""
+    if generator is None or evaluator is None or generator.resolution == evaluator.resolution:
+        return None
+    return (
+        f"⚠ The evaluator '{evaluator.id}' was trained on {evaluator.resolution} px images and '{generator.id}' "
+        f"makes {generator.resolution} px ones: each is resized for it, so its verdicts and CAS measure "
+        "the resizing too. Train an evaluator at the run's size (Evaluate tab) for numbers you can compare."
+    )
+
+
 INK, GOOD, BAD = (30, 41, 59), (21, 128, 61), (185, 28, 28)
+TILE_FONT = 16  # px: the verdict under a labelled tile, at the tile's own size
 
 
 def labelled_tile(image: np.ndarray, lines: list[tuple[str, tuple]], width: int = 224) -> np.ndarray:
@@ -133,7 +168,7 @@ def labelled_tile(image: np.ndarray, lines: list[tuple[str, tuple]], width: int 
     pil = Image.fromarray(image).resize(
         (width, width * image.shape[0] // image.shape[1]), Image.Resampling.LANCZOS
     )
-    font = ImageFont.load_default(size=16)
+    font = ImageFont.load_default(size=TILE_FONT)
     tile = Image.new("RGB", (pil.width, pil.height + 10 + 20 * len(lines)), (255, 255, 255))
     tile.paste(pil, (0, 0))
     draw = ImageDraw.Draw(tile)
@@ -182,4 +217,5 @@ def entry_markdown(entry: ModelEntry | None, evaluator: ModelEntry | None) -> st
         bits.append(f"metrics{metrics_basis(entry)}: " + ", ".join(shown))
     if evaluator is not None and "test_accuracy" in evaluator.metrics:
         bits.append(f"evaluator test accuracy {percent(evaluator.metrics['test_accuracy'])}")
-    return " · ".join(bits)
+    warning = resolution_warning(entry, evaluator)
+    return " · ".join(bits) + (f"\n\n**{warning}**" if warning else "")

@@ -12,26 +12,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pytorch_grad_cam import (
-    EigenCAM,
-    EigenGradCAM,
-    GradCAM,
-    GradCAMPlusPlus,
-    HiResCAM,
-    LayerCAM,
-    XGradCAM,
-)
-from pytorch_grad_cam.utils.image import show_cam_on_image
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-CAM_METHODS = {  # ScoreCAM / AblationCAM are left out: hundreds of forward passes per image on a CPU
-    "GradCAM": GradCAM,
-    "GradCAM++": GradCAMPlusPlus,
-    "HiResCAM": HiResCAM,
-    "XGradCAM": XGradCAM,
-    "LayerCAM": LayerCAM,
-    "EigenCAM": EigenCAM,
-    "EigenGradCAM": EigenGradCAM,
+# The method's class in pytorch_grad_cam, imported on the first map (it pulls in scipy and OpenCV: seconds
+# of app start-up otherwise). ScoreCAM / AblationCAM are left out: hundreds of forward passes per image on a CPU.
+CAM_METHODS = {
+    "GradCAM": "GradCAM",
+    "GradCAM++": "GradCAMPlusPlus",
+    "HiResCAM": "HiResCAM",
+    "XGradCAM": "XGradCAM",
+    "LayerCAM": "LayerCAM",
+    "EigenCAM": "EigenCAM",
+    "EigenGradCAM": "EigenGradCAM",
 }
 MIN_MAP_SIZE = 4
 
@@ -102,11 +93,15 @@ def compute_cams(
     n_classes = len(evaluator.class_names)
     if target_class is not None and not 0 <= target_class < n_classes:
         raise ValueError(f"Target class {target_class} is out of range for {n_classes} classes.")
+    import pytorch_grad_cam
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
     probs, _ = evaluator.predict_uint8(images, batch_size)
     targets = [int(target_class) if target_class is not None else int(p.argmax()) for p in probs]
     maps = []
     layer_name, layer = target_layer(evaluator)
-    with CAM_METHODS[method](model=evaluator, target_layers=[layer]) as cam:
+    with getattr(pytorch_grad_cam, CAM_METHODS[method])(model=evaluator, target_layers=[layer]) as cam:
         for start in range(0, len(images), batch_size):
             # The shared weights stay frozen (requires_grad False); the gradient flows from the input instead.
             x = evaluator.prepare_uint8(images[start : start + batch_size]).requires_grad_(True)

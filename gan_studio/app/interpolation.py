@@ -103,10 +103,18 @@ def render_frames(
 
 
 def _display_frames(frames: torch.Tensor, size: int) -> list[Image.Image]:
-    return [to_pil(f).resize((size, size), Image.Resampling.LANCZOS) for f in frames]
+    """Frames at ``size`` px, nearest neighbour: the generator's pixels enlarged, not smoothed over."""
+    return [to_pil(f).resize((size, size), Image.Resampling.NEAREST) for f in frames]
 
 
-def filmstrip(frames: torch.Tensor, max_columns: int = 8) -> Image.Image:
+FILMSTRIP_FRAME = 128  # px: smaller frames (a 64 px run's) are enlarged to at least this
+
+
+def filmstrip(frames: torch.Tensor, max_columns: int = 8, min_frame: int = FILMSTRIP_FRAME) -> Image.Image:
+    """The frames in rows of ``max_columns``, each enlarged by a whole factor (nearest neighbour: the
+    generator's own pixels, crisp) to at least ``min_frame`` px."""
+    factor = max(1, -(-min_frame // frames.shape[-1]))
+    frames = frames.repeat_interleave(factor, dim=-1).repeat_interleave(factor, dim=-2)
     return make_grid(frames, ncol=min(max_columns, len(frames)))
 
 

@@ -52,6 +52,8 @@ class Studio:
     default_data: str | None = None  # --data: the Train tab's default folder, and the fallback dataset
     checkpoint_dirs: list[Path] = field(default_factory=list)
     data_roots: list[Path] | None = None  # --data-roots: server folders users may train on (None: any)
+    _warm_ups: threading.Thread | None = field(default=None, init=False, repr=False)
+    _warm_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
     def runs_dir(self) -> Path:
@@ -111,6 +113,41 @@ class Studio:
         thread.start()
         return thread
 
+    def warm_up_models(self) -> None:
+        """Load the generator the picker offers first, and its evaluator: the Sample tab's first click."""
+        from gan_studio.registry import EVALUATOR, GENERATOR
+
+        ready = [entry for entry in self.registry.generators() if entry.loadable]
+        if not ready:
+            return
+        self.registry.load(GENERATOR, ready[0].id)
+        evaluator = self.registry.evaluator_for(ready[0])
+        if evaluator is not None:
+            self.registry.load(EVALUATOR, evaluator.id)
+
+    def start_warm_ups(self, *, umap: bool = True, real_data: bool = False) -> threading.Thread:
+        """Warm up in a daemon thread, in the order a newcomer needs them: the default models (Sample),
+        then UMAP's kernels (Embeddings), then the real images (Grad-CAM, Curate).
+
+        Call it once the page is served: on a two-core machine, warming up beside the start-up slows it.
+        Only the first call starts them; later ones return the same thread."""
+
+        def run() -> None:
+            try:
+                self.warm_up_models()
+            except Exception as exc:  # noqa: BLE001 - a warm-up must never take the app down
+                log.info("model warm-up skipped: %s", exc)
+            if umap:
+                self.embeddings.warm_up()
+            if real_data:
+                self.warm_up_real_data(after=self.embeddings.warm if umap else None)
+
+        with self._warm_lock:
+            if self._warm_ups is None:
+                self._warm_ups = threading.Thread(target=run, name="warm-ups", daemon=True)
+                self._warm_ups.start()
+            return self._warm_ups
+
     def shutdown(self) -> None:
         """Stop what this app started (training saves a checkpoint on SIGTERM)."""
         self.jobs.stop_all()
@@ -149,8 +186,6 @@ def create_studio(
     )
     studio.prune_scratch()
     zip_cache.prune(cache_root() / "datasets")  # a smaller GAN_STUDIO_ZIP_CACHE_MB applies at once
-    if warm_up_umap:
-        studio.embeddings.warm_up()
-    if warm_up_real_data:
-        studio.warm_up_real_data(after=studio.embeddings.warm if warm_up_umap else None)
+    if warm_up_umap or warm_up_real_data:
+        studio.start_warm_ups(umap=warm_up_umap, real_data=warm_up_real_data)
     return studio

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from gan_studio.app.jobs import Job, JobRunner, cli_command, read_tail
 from gan_studio.data import DatasetError, ValidationReport, resolve_dataset_source, scan_image_folder
+from gan_studio.registry import metrics_file
 from gan_studio.training import checkpoint as ckpt
 from gan_studio.training import run_files, run_lock
 from gan_studio.training.config import TrainConfig, config_problems
@@ -154,6 +155,7 @@ class RunProgress:
     log: list[dict] = field(default_factory=list)
     samples: Path | None = None
     reconstructions: Path | None = None
+    grids: list[tuple[int, Path]] = field(default_factory=list)  # (step, sample grid), oldest first
     checkpoints: list[dict] = field(default_factory=list)
     log_tail: str = ""
     alive: bool = False  # a process this app started is running for it
@@ -435,6 +437,7 @@ class TrainingManager:
             reconstructions=samples / "reconstructions.png"
             if (samples / "reconstructions.png").is_file()
             else None,
+            grids=RunFolder(run_dir).sample_grids(),
             checkpoints=list_run_checkpoints(run_dir),
             log_tail=read_tail(run_dir / LOG_FILE, 4000),
             alive=alive,
@@ -490,5 +493,65 @@ def loss_figure(log: list[dict]):
     )
     fig.update_yaxes(title_text="loss", row=1, col=1)
     fig.update_yaxes(title_text="r_t / acc.", range=[-1.05, 1.05], row=2, col=1)
+    fig.update_xaxes(title_text="step", row=2, col=1)
+    return fig
+
+
+def logged_cas(run_dir: Path) -> list[tuple[int, float]]:
+    """(step, CAS) of the run's evaluation, when it has one that measured CAS (the Evaluate tab's)."""
+    found = metrics_file(Path(run_dir))
+    if found is None:
+        return []
+    data, _ = found
+    value = ((data.get("metrics") or {}).get("cas") or {}).get("value")
+    step = (data.get("meta") or {}).get("step")
+    if not isinstance(value, (int, float)) or not isinstance(step, int):
+        return []
+    return [(step, float(value))]
+
+
+RUN_COLOURS = ("#4f46e5", "#f97316")  # the first run indigo, the second orange
+COMPARED_LOSSES = (("G loss", "loss_g", "solid"), ("D loss (real)", "loss_d_real", "dot"),
+                   ("D loss (fake)", "loss_d_fake", "dash"))  # fmt: skip
+
+
+def comparison_figure(runs: list[tuple[str, list[dict], list[tuple[int, float]]]]):
+    """Plotly figure of two (or more) runs, one colour each: their losses over steps (top), and below,
+    the CAS of their evaluations and, for guided runs, the guide's accuracy on their fakes.
+
+    ``runs``: (name, log records, [(step, CAS)]) per run."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.62, 0.38], vertical_spacing=0.08)
+    for (name, log, cas), colour in zip(runs, RUN_COLOURS * len(runs)):
+        steps = [r["step"] for r in log]
+        for label, key, dash in COMPARED_LOSSES:
+            if any(r.get(key) is not None for r in log):
+                line = {"color": colour, "dash": dash}
+                trace = go.Scatter(x=steps, y=[r.get(key) for r in log], name=f"{name} · {label}", line=line)
+                fig.add_trace(trace, 1, 1)
+        if any(r.get("loss_guide") for r in log):  # unguided runs log the guide's accuracy as 0
+            y = [r.get("acc_guide_fake") for r in log]
+            line = {"color": colour, "dash": "dot"}
+            fig.add_trace(go.Scatter(x=steps, y=y, name=f"{name} · guide accuracy on fakes", line=line), 2, 1)
+        if cas:
+            fig.add_trace(
+                go.Scatter(
+                    x=[step for step, _ in cas], y=[value for _, value in cas], name=f"{name} · CAS",
+                    mode="markers+text", text=[f"CAS {value:.0%}" for _, value in cas], textposition="top center",
+                    marker={"color": colour, "size": 12, "symbol": "diamond"},
+                ),
+                2, 1,
+            )  # fmt: skip
+    fig.update_layout(
+        height=480,
+        margin={"l": 40, "r": 10, "t": 80, "b": 30},
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
+        template="plotly_white",
+        font={"size": 13},
+    )
+    fig.update_yaxes(title_text="loss", row=1, col=1)
+    fig.update_yaxes(title_text="CAS / accuracy", range=[0, 1.1], row=2, col=1)
     fig.update_xaxes(title_text="step", row=2, col=1)
     return fig

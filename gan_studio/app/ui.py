@@ -127,6 +127,11 @@ def _header(studio: Studio) -> str:
     )
 
 
+def opening_tab(registry) -> str:
+    """The tab the page opens on: Sample when a generator is ready to sample from, else Train."""
+    return "sample" if any(entry.loadable for entry in registry.generators()) else "train"
+
+
 def build_app(studio: Studio) -> gr.Blocks:
     gradio_cache.install()  # identical images returned at once must not truncate each other's download
     registry = studio.registry
@@ -190,7 +195,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         no_run = gr.Markdown(NO_RUN, visible=not registry.generators(), elem_id="gs-no-run")
         picker = Picker(studio, run_dd, eval_dd, info, refresh)
 
-        with gr.Tabs(elem_id="gs-tabs"):
+        with gr.Tabs(elem_id="gs-tabs", selected=opening_tab(registry)) as tabs:
             for label, key, module in TABS:
                 with gr.Tab(label, id=key, elem_id=f"tab-{key}"):
                     module.build(studio, picker)
@@ -201,6 +206,8 @@ def build_app(studio: Studio) -> gr.Blocks:
         eval_dd.change(select_evaluator, [run_dd, eval_dd], [info], api_name=False)
         demo.load(list_models, [run_dd, eval_dd], listing, api_name=False)
         demo.unload(curate.page_closed(studio))
+        # A run trained since start-up has a checkpoint now: the next page opens on Sample.
+        demo.load(lambda: gr.Tabs(selected=opening_tab(registry)), None, [tabs], api_name=False, queue=False)
         for fn, inputs, outputs in picker.loaders:
             demo.load(fn, inputs, outputs, api_name=False)
     return demo

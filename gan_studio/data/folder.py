@@ -20,7 +20,6 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from gan_studio.data.common import DatasetError, cache_root
-from gan_studio.data.demo import ensure_demo_dataset
 from gan_studio.data.zip_cache import extract_zip, in_use
 from gan_studio.utils import limits
 
@@ -37,6 +36,9 @@ _SYMLINK_LOOP_REASON = "symbolic link that leads back to itself (a link loop); r
 # Longer skip lists are grouped by reason, with a count and the first few names (data_report.json
 # keeps every one): a class of 1,400 unreadable files must not print 1,400 names on one line.
 SKIPPED_NAMED_IN_FULL = 30
+# A class with fewer usable images passes the check (two are enough to split), with a warning: the split
+# leaves it a handful to learn from, and its CAS rests on a few test images.
+FEW_IMAGES = 10
 SKIPPED_EXAMPLES = 3
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 _MODE_NAMES = {
@@ -76,6 +78,22 @@ class ValidationReport:
     def num_images(self) -> int:
         return sum(self.counts.values())
 
+    def small_classes(self, few: int = FEW_IMAGES) -> dict[str, int]:
+        """{class: usable images} of the classes with fewer than ``few``."""
+        return {name: self.counts.get(name, 0) for name in self.class_names if self.counts.get(name, 0) < few}
+
+    def small_class_warning(self, few: int = FEW_IMAGES) -> str | None:
+        """One sentence naming the classes with fewer than ``few`` usable images, or None."""
+        small = self.small_classes(few)
+        if not small:
+            return None
+        listed = ", ".join(f"{name} ({count})" for name, count in small.items())
+        return (
+            f"{len(small)} class(es) with fewer than {few} usable images: {listed}. They train, but the "
+            "train/test split leaves each only a few images to learn from and a few to test on (so its CAS "
+            "moves in big steps). Add images where you can."
+        )
+
     def summary(self) -> str:
         lines = [
             f"Dataset: {self.root}",
@@ -93,6 +111,9 @@ class ValidationReport:
         if self.converted:
             lines.append("Converted files:")
             lines += [f"  {path}: {conversion}" for path, conversion in self.converted]
+        warning = self.small_class_warning()
+        if warning:
+            lines.append(f"Warning: {warning}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -118,6 +139,8 @@ def resolve_dataset_source(source: str | os.PathLike, *, cache_dir: str | os.Pat
     a directory is returned as is. Use "./demo" for a folder that happens to be called demo.
     """
     if isinstance(source, str) and source == "demo":
+        from gan_studio.data.demo import ensure_demo_dataset  # its renderer imports scipy: only when asked
+
         return Path(ensure_demo_dataset())
     path = Path(source).expanduser()
     if path.is_dir():

@@ -136,6 +136,17 @@ def _split_warnings(evaluator_dir: Path, split, split_path: Path) -> list[str]:
     ]
 
 
+def _resolution_warnings(evaluator_resolution: int, resolution: int) -> list[str]:
+    """An evaluator judges other-sized images resized to its own size: its numbers measure that too."""
+    if evaluator_resolution == resolution:
+        return []
+    return [
+        f"the evaluator was trained at {evaluator_resolution} px and the generator makes {resolution} px "
+        f"images, which are resized for it: CAS and the feature metrics measure the resizing too. Train an "
+        f"evaluator at {resolution} px (train-evaluator --res {resolution}) for numbers comparable across runs."
+    ]
+
+
 def _metric_names(args) -> list[str]:
     from gan_studio.metrics import list_metrics
 
@@ -264,7 +275,8 @@ def _meta(args, info, evaluator, real: dict) -> dict:
         "seeds": f"{args.seed}..{args.seed + args.n_per_class - 1} for every class",
         "truncation": args.truncation,
         "created": utc_now(),
-        "warnings": _split_warnings(args.evaluator, real["split"], real["split_path"]),
+        "warnings": _split_warnings(args.evaluator, real["split"], real["split_path"])
+        + _resolution_warnings(evaluator.resolution, info.resolution),
     }
 
 

@@ -23,7 +23,6 @@ from collections.abc import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.stats import binomtest
 
 from gan_studio.device import pick_device, resolve_precision
 from gan_studio.metrics.context import FeatureSet, MetricContext
@@ -174,6 +173,8 @@ def two_sample_test(
     correct = probs.argmax(axis=1) == truth
     held_classes = np.concatenate([a.labels[held_a], b.labels[held_b]])
     n_correct, n = int(correct.sum()), len(correct)
+    from scipy.stats import binomtest  # a second of import: only when a C2ST runs
+
     result.update(
         {
             "value": n_correct / n,

@@ -17,8 +17,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.image.kid import KernelInceptionDistance
 
 from gan_studio.metrics.context import MetricContext
 from gan_studio.metrics.registry import register_metric
@@ -73,6 +71,8 @@ def frechet_distance(
     name local weights: ``feature_extractor_weights_path``)."""
     if min(len(real), len(fake)) < 2:
         return None
+    from torchmetrics.image.fid import FrechetInceptionDistance  # seconds to import: only when measured
+
     if device is None:
         device = next(feature.parameters()).device if isinstance(feature, nn.Module) else torch.device("cpu")
     metric = _feed(FrechetInceptionDistance(feature=feature, **kwargs).to(device), real, fake, batch_size)
@@ -86,6 +86,8 @@ def kernel_distance(
     subset_size = kid_subset_size(len(real), len(fake))
     if not subset_size:
         return {"mean": None, "std": None, "subset_size": 0, "subsets": 0}
+    from torchmetrics.image.kid import KernelInceptionDistance
+
     with warnings.catch_warnings():  # "saves all features in a buffer": intended, our sets are small
         warnings.filterwarnings("ignore", message=".*will save all extracted features", category=UserWarning)
         metric = KernelInceptionDistance(feature=feature, subsets=KID_SUBSETS, subset_size=subset_size)

@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 from tqdm.auto import tqdm
@@ -53,6 +52,8 @@ def _build_backbone(arch: str, stem_stride: int = 2) -> tuple[nn.Module, int, st
     """
     if stem_stride not in (1, 2):
         raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride}")
+    import torchvision  # here, not at the top: it imports torch._dynamo, seconds of app start-up
+
     if arch == "mobilenet_v3_small":
         net = torchvision.models.mobilenet_v3_small(weights=None)
         dim = net.classifier[-1].in_features  # 1024: after Linear(576, 1024) + Hardswish

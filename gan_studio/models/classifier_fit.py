@@ -12,16 +12,18 @@ import math
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import confusion_matrix
-from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
 from gan_studio.device import autocast, pick_device, resolve_precision
 from gan_studio.models.classifier import EvaluatorClassifier
+
+if TYPE_CHECKING:
+    from torchvision.transforms import v2
 
 AUGMENTATIONS = ("none", "classic")
 
@@ -43,6 +45,8 @@ def _check_images(images: torch.Tensor, labels: torch.Tensor, num_classes: int) 
 
 def classic_augmentation(resolution: int) -> v2.Transform:
     """Flip, mild random-resized crop (80-100% of the area) and colour jitter, for one uint8 image."""
+    from torchvision.transforms import v2  # imported when used: torchvision costs seconds of app start-up
+
     return v2.Compose(
         [
             v2.RandomHorizontalFlip(),
@@ -197,6 +201,8 @@ def evaluate_classifier(
     probs, _ = model.predict_uint8(images, batch_size, precision=precision, progress=progress, desc="score")
     predicted = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
     truth = labels.numpy()
+    from sklearn.metrics import confusion_matrix  # imported when used, like torchvision above
+
     matrix = confusion_matrix(truth, predicted, labels=list(range(num_classes)))
     per_class_count = matrix.sum(axis=1)
     return {

@@ -16,6 +16,7 @@ Other modules ask a ``RunFolder`` for paths and contents instead of spelling the
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ SPLIT_FILE = "split.json"
 TRAIN_FILES_FILE = "train_files.json"
 DATA_REPORT_FILE = "data_report.json"
 SAMPLES_DIR = "samples"
+SAMPLE_GRID = re.compile(r"^step_(\d+)\.png$")  # samples/step_0002000.png: the grid at step 2000
 # The files a model package copies from its run folder.
 PACKAGED_FILES = (RUN_FILE, SPLIT_FILE, TRAIN_FILES_FILE, DATA_REPORT_FILE)
 
@@ -69,6 +71,17 @@ class RunFolder:
     @property
     def samples_dir(self) -> Path:
         return self.path / SAMPLES_DIR
+
+    def sample_grids(self) -> list[tuple[int, Path]]:
+        """(step, path) of every per-class sample grid the run saved, oldest first."""
+        if not self.samples_dir.is_dir():
+            return []
+        grids = []
+        for path in self.samples_dir.iterdir():
+            match = SAMPLE_GRID.match(path.name)
+            if match:
+                grids.append((int(match.group(1)), path))
+        return sorted(grids)
 
     @property
     def checkpoints_dir(self) -> Path:

@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from gan_studio.device import autocast
 from gan_studio.utils.images import save_image_grid, to_uint8
 
+RECONSTRUCTION_TILE = 64  # px: the smallest tile of reconstructions.png
+
 
 def grid_latents(n_classes: int, z_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The sample grid's latents and classes (8 per class), the same at every step and on resume."""
@@ -59,11 +61,12 @@ def save_reconstructions(
     with autocast(device, precision):
         rec = D(real, labels[idx].to(device), reconstruct=True, part=0).reconstructions
     size = D.rec_size
-    rows = [to_uint8(F.interpolate(real, size=size, mode="area").cpu())]
-    rows += [
-        to_uint8(F.interpolate(rec[k].float(), size=size, mode="nearest").cpu())
-        for k in ("big", "small", "part")
-    ]
+    # D reconstructs at rec_size (16 px for small models): each tile is blown up, nearest neighbour so
+    # its pixels stay as D made them, to at least RECONSTRUCTION_TILE px so that people can read it.
+    shown = size * max(1, -(-RECONSTRUCTION_TILE // size))
+    rows = [F.interpolate(F.interpolate(real, size=size, mode="area"), size=shown, mode="nearest")]
+    rows += [F.interpolate(rec[k].float(), size=shown, mode="nearest") for k in ("big", "small", "part")]
+    rows = [to_uint8(row.cpu()) for row in rows]
     save_image_grid(
         torch.cat(rows),
         out / "reconstructions.png",

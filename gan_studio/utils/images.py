@@ -38,10 +38,17 @@ def save_png_atomic(image: Image.Image, path: str | os.PathLike) -> Path:
 
 
 RULE = (40, 40, 40)  # the line between column groups (real | generated)
+LABEL_FONT_SIZE = 16  # px: the smallest grid label
+
+
+def label_size(tile: int) -> int:
+    """Grid labels grow with the tiles (a quarter of one, at least LABEL_FONT_SIZE): a page that shows a
+    grid of large tiles smaller, to fit, still shows its labels at 12 px or more."""
+    return max(LABEL_FONT_SIZE, tile // 4)
 
 
 def label_font(size: int | None = None) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    """Pillow's built-in font: its small bitmap face by default, or scalable at ``size`` pixels."""
+    """Pillow's built-in font at ``size`` pixels (its 10 px default face when None)."""
     return ImageFont.load_default() if size is None else ImageFont.load_default(size=size)
 
 
@@ -94,12 +101,10 @@ def grid_layout(
         raise ValueError(
             f"column_groups cover {sum(c for _, c in column_groups)} columns, the grid has {ncol}"
         )
+    font_size = font_size or label_size(tile_h)
     if row_labels is not None and label_width is None:
-        if font_size is None:
-            label_width = max(48, 7 * max((len(s) for s in row_labels), default=0) + 8)
-        else:
-            font = label_font(font_size)
-            label_width = max(48, int(max((font.getlength(str(s)) for s in row_labels), default=0)) + 12)
+        font = label_font(font_size)
+        label_width = max(48, int(max((font.getlength(str(s)) for s in row_labels), default=0)) + 12)
     boundaries, start = [], 0
     for _, count in (column_groups or [])[:-1]:
         start += count
@@ -111,7 +116,7 @@ def grid_layout(
         nrow=(n + ncol - 1) // ncol,
         pad=pad,
         label_width=label_width if row_labels is not None else 0,
-        header=(font_size or 11) + 10 if column_groups else 0,
+        header=font_size + 10 if column_groups else 0,
         group_gap=group_gap if column_groups else 0,
         boundaries=tuple(boundaries),
     )
@@ -132,8 +137,9 @@ def make_grid(
 
     ``column_groups`` ([(header, number of columns), ...]) splits the columns into groups: a header
     above each, a vertical rule between them. ``font_size`` draws labels and headers at that many
-    pixels (default: Pillow's small bitmap font)."""
+    pixels (default: ``label_size`` of the tiles)."""
     n, _, h, w = images.shape
+    font_size = font_size or label_size(h)
     layout = grid_layout(
         n, ncol, h, w, row_labels=row_labels, pad=pad, label_width=label_width, font_size=font_size,
         column_groups=column_groups, group_gap=group_gap,
@@ -148,7 +154,7 @@ def make_grid(
     draw = ImageDraw.Draw(grid)
     font = label_font(font_size)
     if row_labels is not None:
-        offset = 6 if font_size is None else font_size // 2 + 1
+        offset = font_size // 2 + 1
         for r, label in enumerate(row_labels[: layout.nrow]):
             draw.text((4, layout.tile_xy(r, 0)[1] + h // 2 - offset), str(label), fill=(0, 0, 0), font=font)
     first = 0

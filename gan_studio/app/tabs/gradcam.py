@@ -64,17 +64,18 @@ def build(studio, picker) -> None:
             go_btn = gr.Button("Explain", variant="primary", elem_id="cam-run")
             status = gr.Markdown(elem_id="cam-status")
         with gr.Column(scale=7, elem_classes="gs-card"):
-            with gr.Row(equal_height=False):
-                real_gallery = gr.Gallery(
-                    label="Real · held-out test",
-                    columns=2,
-                    height=520,
-                    object_fit="contain",
-                    elem_id="cam-real",
-                )
-                fake_gallery = gr.Gallery(
-                    label="Synthetic", columns=2, height=520, object_fit="contain", elem_id="cam-synthetic"
-                )
+            # One above the other, three tiles a row: each tile shows near its own size, so the verdict
+            # written under it reads at 12 px or more (two galleries side by side shrank it to 9 px).
+            real_gallery = gr.Gallery(
+                label="Real · held-out test",
+                columns=3,
+                height="auto",
+                object_fit="contain",
+                elem_id="cam-real",
+            )
+            fake_gallery = gr.Gallery(
+                label="Synthetic", columns=3, height="auto", object_fit="contain", elem_id="cam-synthetic"
+            )
 
     picker.on_run_change(
         lambda entry: (

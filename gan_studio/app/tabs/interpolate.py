@@ -54,7 +54,9 @@ def build(studio, picker) -> None:
                 elem_id="interp-mp4-note",
             )
         with gr.Column(scale=7, elem_classes="gs-card"):
-            strip = gr.Image(label="Filmstrip", type="pil", interactive=False, elem_id="interp-filmstrip")
+            strip = gr.Image(
+                label="Filmstrip", type="pil", format="png", interactive=False, elem_id="interp-filmstrip"
+            )
             with gr.Row():
                 gif = gr.Image(
                     label="Animated GIF", type="filepath", interactive=False, elem_id="interp-gif", height=300
@@ -100,7 +102,7 @@ def build(studio, picker) -> None:
         downloads = [str(gif_path)]
         if mp4_available():
             downloads.append(str(write_mp4(images, out / f"{stem}.mp4", fps=float(speed))))
-        return filmstrip(images, max_columns=12), str(gif_path), downloads
+        return filmstrip(images, max_columns=6), str(gif_path), downloads
 
     go_btn.click(
         run,

@@ -22,6 +22,7 @@ from gan_studio.app.common import (
     handler,
     prediction_caption,
     require_generator,
+    resolution_warning,
 )
 from gan_studio.app.postprocess import FILTERS, apply_chain, build_chain, describe
 from gan_studio.app.real_data import real_gallery_items
@@ -84,16 +85,17 @@ def save_sample_outputs(out, batch: SampleBatch, originals, shown, chain, probs)
     return items, pairs, archive
 
 
-def _verdicts(studio, evaluator_id, entry, images) -> np.ndarray | None:
-    """The evaluator's class probabilities for ``images`` (None: no evaluator, or one of other classes)."""
+def _verdicts(studio, evaluator_id, entry, images):
+    """(the evaluator's class probabilities for ``images`` or None: no evaluator, or one of other classes;
+    a warning when the evaluator works at another resolution)."""
     if not evaluator_id:
-        return None
+        return None, None
     with studio.registry.use_evaluator(evaluator_id) as evaluator:
         if tuple(evaluator.entry.class_names) != tuple(entry.class_names):
-            return None
+            return None, None
         batch = torch.from_numpy(np.stack([np.asarray(image) for image in images])).permute(0, 3, 1, 2)
         probs, _ = evaluator.model.predict_uint8(batch.contiguous())
-    return probs
+        return probs, resolution_warning(entry, evaluator.entry)
 
 
 def draw(
@@ -114,7 +116,7 @@ def draw(
     shown = [apply_chain(image, chain) for image in originals] if chain else originals
     if evaluator_id:
         progress(0.6, desc="asking the evaluator")
-    probs = _verdicts(studio, evaluator_id, entry, shown)
+    probs, warning = _verdicts(studio, evaluator_id, entry, shown)
     progress(0.8, desc="writing the .zip")
     items, pairs, archive = save_sample_outputs(
         studio.scratch_dir("sample"), batch, originals, shown, chain, probs
@@ -125,7 +127,11 @@ def draw(
         note += f" · the evaluator recognises {100 * agree:.0f}% as their class"
     else:
         note += " · pick an evaluator at the top to see its verdict on each image"
-    return items, pairs[0] if pairs else None, archive, note, pairs
+    if warning:
+        note += f"\n\n{warning}"
+    if not chain:  # nothing to compare: the slider stays hidden and a click on an image shows nothing
+        return items, None, archive, note, []
+    return items, pairs[0], archive, note, pairs
 
 
 def show_real(studio, run_id, class_choice, n, progress=PROGRESS):
@@ -133,6 +139,11 @@ def show_real(studio, run_id, class_choice, n, progress=PROGRESS):
     progress(0.1, desc="loading the real train images")
     classes = class_indices(entry, class_choice)
     return real_gallery_items(studio.real_data, entry, classes, int(n), studio.scratch_dir("real"))
+
+
+def show_before_after(pairs):
+    """The before / after slider only when a filter changed the images."""
+    return gr.update(visible=bool(pairs))
 
 
 def select_pair(pairs, evt: gr.SelectData):
@@ -162,8 +173,12 @@ def _galleries():
             elem_id="sample-gallery",
         )
     real_note = gr.Markdown(elem_id="sample-real-note")
+    # Shown only when a filter changed the images: with none, its two halves would be the same image.
     before_after = gr.ImageSlider(
-        label="Before / after filters (click an image)", elem_id="sample-before-after", max_height=320
+        label="Before / after filters (click an image)",
+        elem_id="sample-before-after",
+        max_height=320,
+        visible=False,
     )
     return real_gallery, gallery, real_note, before_after
 
@@ -212,13 +227,15 @@ def _wire(studio, ui: SimpleNamespace, picker) -> None:
     picker.on_run_change(_class_choices, [ui.klass])
     inputs = [picker.run, picker.evaluator, ui.klass, ui.count, ui.seed, ui.truncation, ui.enabled,
               *ui.sliders.values()]  # fmt: skip
-    ui.go.click(
+    sampled = ui.go.click(
         handler(draw, studio), inputs, [ui.gallery, ui.before_after, ui.download, ui.status, shown],
         api_name="sample",
-    ).success(
+    )  # fmt: skip
+    sampled.success(
         handler(show_real, studio), [picker.run, ui.klass, ui.count], [ui.real_gallery, ui.real_note],
         api_name=False,
     )  # fmt: skip
+    sampled.success(show_before_after, [shown], [ui.before_after], api_name=False, queue=False)
     ui.gallery.select(select_pair, [shown], [ui.before_after], api_name=False)
 
 

@@ -7,6 +7,7 @@ given ``TrainServices`` (the training manager, the registry and the workspace fo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -15,7 +16,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from gan_studio.app.common import COUNT_BOUNDS, PROGRESS, handler, user_errors
+from gan_studio.app.common import COUNT_BOUNDS, PROGRESS, for_display, handler, user_errors
 from gan_studio.app.training_manager import (
     CUSTOM,
     DEMO,
@@ -23,7 +24,9 @@ from gan_studio.app.training_manager import (
     RunProgress,
     TrainingManager,
     TrainOptions,
+    comparison_figure,
     default_recipe,
+    logged_cas,
     loss_figure,
     stage_upload,
     validate_dataset,
@@ -32,11 +35,14 @@ from gan_studio.data import DatasetError
 from gan_studio.registry import GENERATOR, ModelRegistry
 from gan_studio.training.config import TrainConfig
 from gan_studio.training.recipes import builtin_recipes, load_recipe
+from gan_studio.training.run_folder import RunFolder
 from gan_studio.utils import limits
 
 BATCH_MAX = TrainConfig.__dataclass_fields__["batch"].metadata["maximum"]
 SOURCES = ("Built-in demo (vise parts)", "Folder on the server", "Upload a .zip")
-POLL_OUTPUTS = 8  # what a poll redraws besides its signature: status, bar, plots, images, table, log, picker
+# What a poll redraws besides its signature: status, bar, plot, samples, reconstructions, checkpoints,
+# log, the run picker, then the sample-grid slider and its note.
+POLL_OUTPUTS = 10
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,9 @@ def dataset_markdown(root, report) -> str:
     if report.converted:
         lines.append(f"\n**Converted {len(report.converted)} file(s):**")
         lines += [f"- `{path}`: {what}" for path, what in report.converted[:20]]
+    warning = report.small_class_warning()
+    if warning:
+        lines.insert(1, f"\n**⚠ {warning}**")
     return "\n".join(lines)
 
 
@@ -146,12 +155,19 @@ def check(svc: TrainServices, kind, folder_value, upload_value, progress=PROGRES
     return dataset_markdown(root, report), gr.update(value=rows, visible=True)
 
 
+def clear_check():
+    """The report and counts of the last check, gone: a new check (or source) must not show the
+    previous dataset's report, least of all beside the error of a check that failed."""
+    return "", gr.update(value=None, visible=False)
+
+
 def show_source(kind):
-    """The folder box, the upload and the demo note: only the chosen source's."""
+    """The folder box, the upload and the demo note: only the chosen source's; no stale report."""
     return (
         gr.update(visible=kind == SOURCES[1]),
         gr.update(visible=kind == SOURCES[2]),
         gr.update(visible=kind == SOURCES[0]),
+        *clear_check(),
     )
 
 
@@ -215,8 +231,65 @@ def resume(svc: TrainServices, value, total_steps):
     return None
 
 
-def poll(svc: TrainServices, value, last):
-    """The watched run's state, plots, images, checkpoints and log; skips all when nothing changed."""
+def grid_note(grids: list[tuple[int, Path]], index: int) -> str:
+    """Which sample grid is shown: its step, and where it sits among the run's grids."""
+    if not grids:
+        return ""
+    step = grids[index][0]
+    where = "the latest" if index == len(grids) - 1 else f"latest: step {grids[-1][0]}"
+    return f"Samples at **step {step}** (grid {index + 1} of {len(grids)}, {where})"
+
+
+def grid_slider(grids: list[tuple[int, Path]], value: int | None = None):
+    """The scrub slider over the grids' steps (hidden until there are two); at ``value`` when given.
+
+    Its step is the largest that lands on every grid, so dragging it stops at grids only."""
+    if len(grids) < 2:
+        return gr.update(visible=False)
+    steps = [step for step, _ in grids]
+    gap = math.gcd(*(b - a for a, b in zip(steps, steps[1:])))
+    update = {"minimum": steps[0], "maximum": steps[-1], "step": max(1, gap), "visible": True}
+    if value is not None:
+        update["value"] = value
+    return gr.update(**update)
+
+
+def grid_at(grids: list[tuple[int, Path]], step) -> int:
+    """Index of the last grid at or before ``step`` (the first grid when ``step`` is before it)."""
+    index = 0
+    for i, (grid_step, _) in enumerate(grids):
+        if step is not None and grid_step <= float(step):
+            index = i
+    return index
+
+
+def show_grid(svc: TrainServices, value, step):
+    """The watched run's sample grid at (or just before) the slider's step, its caption, and the step the
+    user chose (None at the latest grid: the view then follows the run as new grids come)."""
+    grids = RunFolder(resolve_watch(svc, value)).sample_grids()
+    if not grids:
+        return gr.skip(), "", None
+    index = grid_at(grids, step)
+    chosen = None if index == len(grids) - 1 else grids[index][0]
+    return for_display(grids[index][1]), grid_note(grids, index), chosen
+
+
+def _sample_outputs(progress: RunProgress, scrub_step) -> tuple:
+    """Samples image, grid slider and note: the latest grid while the user follows the run (``scrub_step``
+    None), else the grid they chose stays and only the slider grows."""
+    grids = progress.grids
+    if not grids:
+        latest = for_display(progress.samples) if progress.samples else None
+        return latest, gr.update(visible=False), ""
+    if scrub_step is None or float(scrub_step) >= grids[-1][0]:
+        return for_display(grids[-1][1]), grid_slider(grids, grids[-1][0]), grid_note(grids, len(grids) - 1)
+    return gr.skip(), grid_slider(grids), grid_note(grids, grid_at(grids, scrub_step))
+
+
+def poll(svc: TrainServices, value, last, scrub_step=None):
+    """The watched run's state, plots, images, checkpoints and log; skips all when nothing changed.
+
+    ``scrub_step``: the earlier sample grid the user is looking at (None: they follow the latest)."""
     if not value:
         return (gr.skip(),) * POLL_OUTPUTS + (last,)
     progress = svc.training.progress(resolve_watch(svc, value))
@@ -228,6 +301,7 @@ def poll(svc: TrainServices, value, last):
         progress.error,
         progress.samples and progress.samples.stat().st_mtime_ns,
         progress.log_tail[-200:],
+        progress.grids[-1][0] if progress.grids else None,
     )
     if signature == last:
         return (gr.skip(),) * POLL_OUTPUTS + (last,)
@@ -235,28 +309,55 @@ def poll(svc: TrainServices, value, last):
     # A first or new checkpoint, or a state change: the run picker at the top lists the run's new step.
     moved = last is None or last[3] != signature[3] or last[0] != signature[0]
     picker_update = gr.update(choices=svc.run_choices()) if moved else gr.skip()
+    samples, slider, note = _sample_outputs(progress, scrub_step)
     return (
         progress.summary(),
         _progress_html(progress),
         loss_figure(progress.log) if progress.log else None,
-        str(progress.samples) if progress.samples else None,
-        str(progress.reconstructions) if progress.reconstructions else None,
+        samples,
+        for_display(progress.reconstructions) if progress.reconstructions else None,
         rows,
         progress.log_tail,
         picker_update,
+        slider,
+        note,
         signature,
     )
 
 
+def compare(svc: TrainServices, first, second):
+    """The losses (and, when measured, CAS) of two runs on one figure, and a note on what it shows."""
+    if not first or not second:
+        raise gr.Error("Choose two runs to compare.")
+    if first == second:
+        raise gr.Error("Choose two different runs.")
+    runs = []
+    for value in (first, second):
+        run_dir = resolve_watch(svc, value)
+        runs.append((value, RunFolder(run_dir).log_records(), logged_cas(run_dir)))
+    if not any(log for _, log, _ in runs):
+        raise gr.Error("Neither run has logged a step yet.")
+    measured = [name for name, _, cas in runs if cas]
+    note = (
+        f"CAS measured for {', '.join(measured)} (its evaluation, at the step it evaluated)."
+        if measured
+        else "No CAS yet: evaluate a run in the Evaluate tab and it shows here, at the step it scored."
+    )
+    return comparison_figure(runs), note
+
+
 def refresh_watch_list(svc: TrainServices):
-    return gr.update(choices=watch_choices(svc))
+    choices = watch_choices(svc)
+    return gr.update(choices=choices), gr.update(choices=choices), gr.update(choices=choices)
 
 
 def fresh_watch_list(svc: TrainServices, current):
-    """On page load: fresh choices; keep the watched run, else watch the newest app run."""
+    """On page load: fresh choices (also the comparison's); keep the watched run, else watch the newest
+    app run."""
     choices = watch_choices(svc)
     own = [value for label, value in choices if not label.endswith("(external)")]
-    return gr.update(choices=choices, value=current or (own[0] if own else None))
+    watched = current or (own[0] if own else None)
+    return gr.update(choices=choices, value=watched), gr.update(choices=choices), gr.update(choices=choices)
 
 
 # ------------------------------------------------------------------------------------------------ layout
@@ -390,6 +491,37 @@ def _options_column(first_recipe: str) -> SimpleNamespace:
     return ui
 
 
+def _live_images(ui: SimpleNamespace) -> None:
+    """The samples (with the slider over earlier grids) and D's reconstructions, added to ``ui``."""
+    gr.Markdown("**Samples**: one row per class, the same latents at every step; drag to go back in time")
+    ui.samples = gr.Image(
+        label="Samples", show_label=False, type="filepath", format="png", interactive=False,
+        elem_id="train-samples",
+    )  # fmt: skip
+    ui.grid_step = gr.Slider(
+        0, 1, value=0, step=1, label="Sample grid at step", visible=False, elem_id="train-grid-step"
+    )
+    ui.grid_note = gr.Markdown(elem_id="train-grid-note")
+    gr.Markdown("**Discriminator reconstructions** of real images (its self-supervision)")
+    ui.recon = gr.Image(
+        label="Discriminator reconstructions", show_label=False, type="filepath", format="png",
+        interactive=False, elem_id="train-recon",
+    )  # fmt: skip
+
+
+def _compare_panel(ui: SimpleNamespace) -> None:
+    """Two runs on one plot: their losses, and CAS where an evaluation measured it; added to ``ui``."""
+    with gr.Accordion("Compare two runs", open=False, elem_id="train-compare-box"):
+        with gr.Row(equal_height=True):
+            ui.compare_a = gr.Dropdown([], label="Run", allow_custom_value=True, elem_id="train-compare-a")
+            ui.compare_b = gr.Dropdown(
+                [], label="Against", allow_custom_value=True, elem_id="train-compare-b"
+            )
+            ui.compare = gr.Button("Compare", elem_id="train-compare-run", scale=0, min_width=120)
+        ui.compare_note = gr.Markdown(elem_id="train-compare-note")
+        ui.compare_plot = gr.Plot(label="Two runs", show_label=False, elem_id="train-compare-plot")
+
+
 def _live_panel() -> SimpleNamespace:
     """3 · Live: the watched run, its progress, losses, samples, reconstructions, checkpoints and log."""
     ui = SimpleNamespace()
@@ -406,16 +538,8 @@ def _live_panel() -> SimpleNamespace:
             gr.Markdown("**Losses** (top) and D's over-fitting signal r_t (bottom)")
             ui.losses = gr.Plot(label="Losses", show_label=False, elem_id="train-losses")
         with gr.Column():
-            gr.Markdown("**Latest samples**: one row per class, the same latents at every step")
-            ui.samples = gr.Image(
-                label="Latest samples", show_label=False, type="filepath", interactive=False,
-                elem_id="train-samples",
-            )  # fmt: skip
-            gr.Markdown("**Discriminator reconstructions** of real images (its self-supervision)")
-            ui.recon = gr.Image(
-                label="Discriminator reconstructions", show_label=False, type="filepath", interactive=False,
-                elem_id="train-recon",
-            )  # fmt: skip
+            _live_images(ui)
+    _compare_panel(ui)
     ui.ckpts = gr.Dataframe(
         headers=["step", "created", "path"],
         label="Checkpoints",
@@ -430,14 +554,46 @@ def _live_panel() -> SimpleNamespace:
 # ------------------------------------------------------------------------------------------------ wiring
 
 
+def _wire_live(svc: TrainServices, live, picker, seen) -> None:
+    """The live panel: polling, the grid slider, the comparison and the run lists."""
+    timer = gr.Timer(2.0)
+    scrub = gr.State(None)  # the earlier grid's step the user went back to; None: follow the latest
+    outputs = [live.status, live.bar, live.losses, live.samples, live.recon, live.ckpts, live.log, picker.run,
+               live.grid_step, live.grid_note, seen]  # fmt: skip
+    polled = handler(poll, svc)
+    timer.tick(
+        polled, [live.watch, seen, scrub], outputs, api_name=False, show_progress="hidden", queue=False
+    )
+    live.watch.change(
+        polled, [live.watch, gr.State(None)], outputs, api_name="training_progress", show_progress="hidden"
+    )
+    live.watch.change(lambda: None, None, [scrub], api_name=False, queue=False)  # a new run: follow it
+    live.grid_step.input(
+        handler(show_grid, svc), [live.watch, live.grid_step], [live.samples, live.grid_note, scrub],
+        api_name="sample_grid", show_progress="hidden", trigger_mode="always_last",
+    )  # fmt: skip
+    live.compare.click(
+        handler(compare, svc), [live.compare_a, live.compare_b], [live.compare_plot, live.compare_note],
+        api_name="compare_runs",
+    )  # fmt: skip
+    lists = [live.watch, live.compare_a, live.compare_b]
+    refresh = partial(refresh_watch_list, svc)
+    live.watch_refresh.click(refresh, None, lists, api_name="list_training_runs")
+    picker.on_refresh(refresh, [], lists)
+    picker.on_load(partial(fresh_watch_list, svc), [live.watch], lists)
+    live.watch.change(lambda value: value, [live.watch], [live.compare_a], api_name=False, queue=False)
+
+
 def _wire(svc: TrainServices, d, o, live, picker, first_recipe: str) -> None:
     """Connect the dataset (d), options (o) and live (live) components to the handlers."""
-    timer = gr.Timer(2.0)
     seen = gr.State(None)  # what the last poll showed, to skip redrawing unchanged outputs
-    d.check.click(
+    d.check.click(clear_check, None, [d.report, d.counts], api_name=False, queue=False).then(
         handler(check, svc), [d.source, d.folder, d.upload], [d.report, d.counts], api_name="validate_dataset"
     )
-    d.source.change(show_source, [d.source], [d.folder, d.upload, d.demo_note], api_name=False, queue=False)
+    d.source.change(
+        show_source, [d.source], [d.folder, d.upload, d.demo_note, d.report, d.counts], api_name=False,
+        queue=False,
+    )  # fmt: skip
     fields = [o.res, o.steps, o.batch, o.width, o.z_dim, o.lr, o.test_fraction, o.sample_every, o.ckpt_every,
               o.diffaug]  # fmt: skip
     o.start.click(
@@ -449,17 +605,7 @@ def _wire(svc: TrainServices, d, o, live, picker, first_recipe: str) -> None:
     )
     o.stop.click(handler(stop, svc), [live.watch], [live.status], api_name="stop_training")
     o.resume.click(handler(resume, svc), [live.watch, o.resume_steps], [seen], api_name="resume_training")
-    outputs = [live.status, live.bar, live.losses, live.samples, live.recon, live.ckpts, live.log, picker.run,
-               seen]  # fmt: skip
-    polled = handler(poll, svc)
-    timer.tick(polled, [live.watch, seen], outputs, api_name=False, show_progress="hidden", queue=False)
-    live.watch.change(
-        polled, [live.watch, gr.State(None)], outputs, api_name="training_progress", show_progress="hidden"
-    )
-    refresh = partial(refresh_watch_list, svc)
-    live.watch_refresh.click(refresh, None, [live.watch], api_name="list_training_runs")
-    picker.on_refresh(refresh, [], [live.watch])
-    picker.on_load(partial(fresh_watch_list, svc), [live.watch], [live.watch])
+    _wire_live(svc, live, picker, seen)
     picker.on_load(lambda: first_recipe, [], [o.recipe])
 
 
