@@ -17,7 +17,6 @@ from gan_studio.data import (
     resolve_dataset_source,
     scan_image_folder,
 )
-from gan_studio.data import folder as folder_module
 from gan_studio.data.folder import fit_square, load_image
 
 RED, GREEN, BLUE, WHITE, BLACK = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255), (0, 0, 0)
@@ -443,7 +442,9 @@ def test_load_image_refuses_unusable_files(tmp_path):
 
 def test_demo_source_uses_the_demo_builder(tmp_path, monkeypatch):
     demo_root = make_dataset(tmp_path / "demo-cache")
-    monkeypatch.setattr(folder_module, "ensure_demo_dataset", lambda **_: demo_root)
+    import gan_studio.data.demo as demo_module  # folder.py imports it when 'demo' is asked for
+
+    monkeypatch.setattr(demo_module, "ensure_demo_dataset", lambda **_: demo_root)
     assert resolve_dataset_source("demo") == demo_root
     records, report = scan("demo")
     assert report.class_names == ["Clamp", "Nut"] and len(records) == 6
