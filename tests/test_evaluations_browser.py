@@ -109,13 +109,20 @@ def run_evaluation_held_in_a_stage(page, studio, n: int) -> None:
     page.locator("#eval-run").click()
     deadline = time.monotonic() + 180
     job = None
-    while time.monotonic() < deadline:  # the new job's file: the app removes the last one before it starts
+    while time.monotonic() < deadline:  # the new job: the app removes the last one's progress file first
         job = studio.jobs.get(name)
-        if job is not None and job is not before and progress.is_file():
+        if job is not None and job is not before:
             break
-        time.sleep(0.02)
-    assert job is not None and job is not before and progress.is_file(), "the evaluation reported no stage"
+        time.sleep(0.01)
+    assert job is not None and job is not before, "the evaluation did not start"
+    # Let it run in short slices until its first report, so that a loaded machine cannot let it finish
+    # between the report and the check.
     os.kill(job.pid, signal.SIGSTOP)
+    while time.monotonic() < deadline and not progress.is_file():
+        os.kill(job.pid, signal.SIGCONT)
+        time.sleep(0.05)
+        os.kill(job.pid, signal.SIGSTOP)
+    assert progress.is_file(), "the evaluation reported no stage"
     try:
         shown = json.loads(progress.read_text())
         assert shown["state"] == "running", shown  # stopped at its first report, long before its end
