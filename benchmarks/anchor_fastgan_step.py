@@ -5,7 +5,8 @@ so the honest comparison for ``train_throughput.py`` is the official networks ti
 same cores and torch build. The official code (GPL-3.0) is not part of this project: clone it
 yourself and pass its folder; this script imports its ``models.py`` and drives those networks
 through the iteration its ``train.py`` runs (G forward, D on augmented reals with three
-reconstruction losses, D on detached fakes, G step through D, EMA of G), on the CPU:
+reconstruction losses, D on detached fakes, G step through D, EMA of G), on the CPU or a GPU
+(``--device cuda``), in fp32 or under bf16 autocast (``--precision bf16``):
 
     git clone https://github.com/odegeasslbc/FastGAN-pytorch /tmp/official
     python benchmarks/anchor_fastgan_step.py --official-repo /tmp/official --recon lpips
@@ -44,6 +45,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument(
+        "--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: autocast around the passes"
+    )
     args = parser.parse_args()
 
     models_py = args.official_repo / "models.py"
@@ -66,6 +71,18 @@ def main() -> None:
     net_d = models.Discriminator(ndf=args.width, im_size=args.res)
     net_g.apply(models.weights_init)
     net_d.apply(models.weights_init)
+    device = torch.device(args.device)
+    net_g.to(device)
+    net_d.to(device)
+    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
+
+    def passes():
+        return torch.autocast(device.type, dtype=dtype, enabled=args.precision == "bf16")
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
     avg_param_g = [p.detach().clone() for p in net_g.parameters()]
     opt_g = torch.optim.Adam(net_g.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(net_d.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -74,6 +91,7 @@ def main() -> None:
 
         perceptual = lpips.LPIPS(net="vgg", pretrained=False, pnet_rand=True, verbose=False)
         perceptual.requires_grad_(False)
+        perceptual.to(device)
 
         def recon(a, b):
             return perceptual(a, b).sum()
@@ -82,7 +100,7 @@ def main() -> None:
         def recon(a, b):
             return F.mse_loss(a, b, reduction="sum") / a.shape[0] / a[0].numel()
 
-    real_pool = torch.rand(args.batch * 4, 3, args.res, args.res) * 2 - 1
+    real_pool = torch.rand(args.batch * 4, 3, args.res, args.res, device=device) * 2 - 1
     policy = "color,translation"
 
     def crop_part(image, part):
@@ -93,25 +111,31 @@ def main() -> None:
     def iteration(i: int) -> None:
         start = (i * args.batch) % real_pool.shape[0]
         real = diff_augment(real_pool[start : start + args.batch], policy)
-        noise = torch.randn(args.batch, args.nz)
-        fakes = [diff_augment(f, policy) for f in net_g(noise)]
+        noise = torch.randn(args.batch, args.nz, device=device)
+        with passes():
+            fakes = [diff_augment(f, policy) for f in net_g(noise)]
 
         net_d.zero_grad()
         part = random.randint(0, 3)
-        pred, (rec_all, rec_small, rec_part) = net_d(real, "real", part=part)
-        err = (
-            F.relu(torch.rand_like(pred) * 0.2 + 0.8 - pred).mean()
-            + recon(rec_all, F.interpolate(real, rec_all.shape[2]))
-            + recon(rec_small, F.interpolate(real, rec_small.shape[2]))
-            + recon(rec_part, F.interpolate(crop_part(real, part), rec_part.shape[2]))
-        )
+        with passes():
+            pred, (rec_all, rec_small, rec_part) = net_d(real, "real", part=part)
+            err = (
+                F.relu(torch.rand_like(pred) * 0.2 + 0.8 - pred).mean()
+                + recon(rec_all, F.interpolate(real, rec_all.shape[2]))
+                + recon(rec_small, F.interpolate(real, rec_small.shape[2]))
+                + recon(rec_part, F.interpolate(crop_part(real, part), rec_part.shape[2]))
+            )
         err.backward()
-        pred = net_d([f.detach() for f in fakes], "fake")
-        F.relu(torch.rand_like(pred) * 0.2 + 0.8 + pred).mean().backward()
+        with passes():
+            pred = net_d([f.detach() for f in fakes], "fake")
+            loss_fake = F.relu(torch.rand_like(pred) * 0.2 + 0.8 + pred).mean()
+        loss_fake.backward()
         opt_d.step()
 
         net_g.zero_grad()
-        (-net_d(fakes, "fake").mean()).backward()
+        with passes():
+            loss_g = -net_d(fakes, "fake").mean()
+        loss_g.backward()
         opt_g.step()
         with torch.no_grad():
             for p, avg in zip(net_g.parameters(), avg_param_g):
@@ -119,10 +143,12 @@ def main() -> None:
 
     for i in range(args.warmup):
         iteration(i)
+    sync()
     times = []
     for i in range(args.steps):
         t0 = time.perf_counter()
         iteration(args.warmup + i)
+        sync()
         times.append(time.perf_counter() - t0)
     times.sort()
     print(
@@ -130,6 +156,9 @@ def main() -> None:
             {
                 "system": "official FastGAN networks",
                 "recon": args.recon,
+                "device": str(device),
+                "precision": args.precision,
+                "images_per_s": round(args.batch * len(times) / sum(times), 2),
                 "res": args.res,
                 "batch": args.batch,
                 "width": args.width,

@@ -45,6 +45,11 @@ def use_channels_last(option: str | bool, device: torch.device) -> bool:
     return {"on": True, "off": False}.get(str(option).lower(), device.type == "cuda")
 
 
+def use_compile(option: str) -> bool:
+    """Whether to torch.compile the training passes (opt-in: see BENCHMARKS.md for where it pays)."""
+    return str(option).lower() == "on"
+
+
 def cpu_has_fast_bf16() -> bool:
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())

@@ -254,3 +254,84 @@ def test_group_std_sees_the_spread_inside_each_group_only():
     torch.testing.assert_close(out[2:], base[2:])  # the other group's does not
     with pytest.raises(ValueError, match="group_size"):
         Discriminator(32, 3, width=8, group_size=0)
+
+
+def test_cutout_zeroes_the_square_it_drew():
+    """cutout reads its masks from tables made once per size; each image loses exactly the square
+    around the centre it drew (clipped by the border), with odd and even square sizes."""
+    for h, w in ((32, 32), (17, 23), (9, 8)):
+        x = torch.rand(6, 3, h, w) + 1.0  # nothing zero before the cut
+        torch.manual_seed(5)
+        out = cutout(x)
+        torch.manual_seed(5)
+        ch, cw = int(h * 0.5 + 0.5), int(w * 0.5 + 0.5)
+        cy = torch.randint(0, h + (1 - ch % 2), (6, 1, 1))
+        cx = torch.randint(0, w + (1 - cw % 2), (6, 1, 1))
+        rows, cols = torch.arange(h)[None, :, None], torch.arange(w)[None, None, :]
+        top, left = cy - ch // 2, cx - cw // 2
+        inside = (rows >= top) & (rows < top + ch) & (cols >= left) & (cols < left + cw)
+        assert torch.equal(out == 0, inside[:, None].expand_as(out))
+        assert torch.equal(out[out != 0], x[out != 0])
+
+
+def _train_pass(net, call, seed):
+    """One training pass of ``net`` through ``call(net)`` and its backward; what it changed."""
+    torch.manual_seed(seed)
+    out = call(net)
+    logits = out.logits if hasattr(out, "logits") else out
+    loss = (logits * torch.linspace(-1, 1, logits.numel()).view_as(logits)).sum()
+    if hasattr(out, "reconstructions") and out.reconstructions:
+        loss = loss + sum(r.square().mean() for r in out.reconstructions.values())
+    net.zero_grad(set_to_none=True)
+    loss.backward()
+    with torch.no_grad():  # move the weights, so that the next pass meets new ones
+        for p in net.parameters():
+            if p.grad is not None:
+                p.sub_(0.01 * p.grad.sign())
+    grads = {name: p.grad.clone() for name, p in net.named_parameters() if p.grad is not None}
+    return logits.detach(), grads, {name: b.clone() for name, b in net.named_buffers()}
+
+
+def test_layer_pass_is_torchs_spectral_norm_and_batch_norm_bit_for_bit():
+    """A training pass normalises all its layers' weights at once (``gan_studio.models.batched``):
+    outputs, gradients, the power iteration's u and v and the batch-norm counters are bitwise
+    those of torch's per-layer spectral norm and batch norm, pass after pass. D's decoders (and
+    their u, v and counters) only move in passes that reconstruct."""
+    import copy
+
+    from torch.nn.utils.parametrizations import spectral_norm as torch_spectral_norm
+
+    from gan_studio.models.batched import spectral_norm
+
+    for layer in (torch.nn.Conv2d(3, 5, 3), torch.nn.ConvTranspose2d(4, 6, 4), torch.nn.Linear(7, 2)):
+        torch.manual_seed(1)  # same draws for u and v, same state-dict keys
+        theirs = torch_spectral_norm(copy.deepcopy(layer)).state_dict()
+        torch.manual_seed(1)
+        ours = spectral_norm(copy.deepcopy(layer)).state_dict()
+        assert theirs.keys() == ours.keys() and all(torch.equal(theirs[k], ours[k]) for k in ours)
+
+    torch.manual_seed(0)
+    G = Generator(resolution=32, n_classes=3, z_dim=8, width=8, embed_dim=8)
+    D = Discriminator(resolution=32, n_classes=3, width=8, aux_classifier=True, group_size=2)
+    z, y = torch.randn(4, 8), torch.tensor([0, 0, 2, 2])
+    images = torch.rand(4, 3, 32, 32) * 2 - 1
+    cases = (  # network, its forward (layer_pass), the same pass layer by layer, has decoders moved
+        (G, lambda m: m(z, y), lambda m: m._forward(z, y, "random"), False),
+        (D, lambda m: m(images, y), lambda m: m._forward(images, y, False, None), False),
+        (D, lambda m: m(images, y, reconstruct=True, part=1), lambda m: m._forward(images, y, True, 1), True),
+    )
+    for net, batched_call, per_layer_call, reconstructs in cases:
+        batched_net, reference = copy.deepcopy(net), copy.deepcopy(net)
+        for seed in range(3):
+            a = _train_pass(batched_net, batched_call, seed)
+            b = _train_pass(reference, per_layer_call, seed)
+            assert torch.equal(a[0], b[0])
+            for got, want in zip(a[1:], b[1:], strict=True):
+                assert got.keys() == want.keys()
+                assert [k for k in want if not torch.equal(got[k], want[k])] == []
+        before = net.state_dict()
+        moved = {k for k, v in batched_net.state_dict().items() if not torch.equal(v, before[k])}
+        assert any(k.endswith("._u") for k in moved) and any(k.endswith("num_batches_tracked") for k in moved)
+        assert (
+            any(k.startswith("decoder_") and k.endswith(("._u", "_tracked")) for k in moved) == reconstructs
+        )

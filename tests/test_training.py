@@ -111,6 +111,46 @@ def test_a_step_reads_its_statistics_in_one_host_copy(demo_dir, tmp_path, monkey
     assert stats["loss_ms"] > 0 and stats["loss_cls_real"] > 0 and 0 <= stats["acc_cls_real"] <= 1
 
 
+def test_fit_reads_the_statistics_once_per_log_line(demo_dir, tmp_path, monkeypatch):
+    """Training reads nothing back from the device step by step: a log line's steps are read in one
+    copy when it is written, and the log holds each step's statistics all the same."""
+    from gan_studio.training.loop import Trainer
+
+    config = _config(demo_dir, tmp_path / "lazy", 6, log_every=3, class_loss=1.0, mode_seeking=0.3)
+    trainer = Trainer(config, progress=False)
+    reads = []
+    item, tolist = torch.Tensor.item, torch.Tensor.tolist
+
+    def spy(read):
+        return lambda t: (t.is_floating_point() and reads.append(trainer.step)) or read(t)
+
+    monkeypatch.setattr(torch.Tensor, "item", spy(item))
+    monkeypatch.setattr(torch.Tensor, "tolist", spy(tolist))
+    trainer.fit()
+    monkeypatch.undo()
+    assert reads == [3, 6]
+    log = [json.loads(line) for line in (tmp_path / "lazy" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [3, 6] and all(r["loss_ms"] > 0 for r in log)
+
+
+def test_a_diverged_step_stops_the_run_before_it_saves(demo_dir, tmp_path, monkeypatch):
+    """Statistics are read back at log lines and before every save: a non-finite loss stops the run
+    there, naming its step, and no checkpoint of the diverged weights is written."""
+    from gan_studio.training.loop import Trainer
+
+    trainer = Trainer(_config(demo_dir, tmp_path / "nan", 6, log_every=5, ckpt_every=3), progress=False)
+    step_on_device = trainer.step_on_device
+
+    def diverging():
+        stats = step_on_device()
+        return stats * float("nan") if trainer.step == 1 else stats  # the second step diverges
+
+    monkeypatch.setattr(trainer, "step_on_device", diverging)
+    with pytest.raises(FloatingPointError, match="diverged at step 2"):
+        trainer.fit()
+    assert ckpt.latest_checkpoint(tmp_path / "nan") is None  # step 3's checkpoint was not written
+
+
 def _weights(run_dir, step):
     folder = run_dir / "checkpoints" / ckpt.step_dir_name(step)
     return {
@@ -401,10 +441,10 @@ def test_mode_seeking_pairs_classes_and_logs_its_term(tmp_path, demo_dir):
         return original(z, labels, *args, **kwargs)
 
     def batch_spy():
-        images, labels = original_batch()
+        images, _, _ = original_batch()
         labels = torch.tensor([0, 1, 2, 3, 4, 5])  # six classes: no pair is alike by chance
         seen["real"] = labels.clone()
-        return images, labels
+        return images, labels, labels.clone()  # on the device (the CPU here) and on the host
 
     def d_spy(images, labels, reconstruct=False, part=None):
         if reconstruct:  # the real pass (the only one that reconstructs)

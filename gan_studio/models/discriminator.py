@@ -17,12 +17,14 @@ import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
+from gan_studio.models.batched import BatchNorm2d, PassLayers, batched, layer_pass, pass_layers
 from gan_studio.models.generator import check_resolution
 from gan_studio.models.layers import (
     DownBlock,
     DownBlockResidual,
     SimpleDecoder,
     SkipLayerExcitation,
+    cast,
     conv2d,
     linear,
 )
@@ -59,7 +61,7 @@ class DiscriminatorOutput:
 
 def crop_quarter(x: torch.Tensor, part: int) -> torch.Tensor:
     h, w = x.shape[2] // 2, x.shape[3] // 2
-    row, col = divmod(part, 2)
+    row, col = part // 2, part % 2  # not divmod: torch.compile traces these with part symbolic
     return x[:, :, row * h : (row + 1) * h, col * w : (col + 1) * w]
 
 
@@ -74,9 +76,9 @@ def group_std(x: torch.Tensor, group_size: int) -> torch.Tensor:
     b, _, h, w = x.shape
     if group_size <= 1 or b % group_size:
         return x.new_zeros(b, 1, h, w)
-    y = x.float().view(b // group_size, group_size, *x.shape[1:])
+    y = cast(x, torch.float32).view(b // group_size, group_size, *x.shape[1:])
     spread = (y.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=1, keepdim=True)
-    return spread.repeat_interleave(group_size, dim=0).to(x.dtype)
+    return cast(spread.repeat_interleave(group_size, dim=0), x.dtype)
 
 
 def downscale(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -145,7 +147,7 @@ class Discriminator(
         head_ch = big(4)
         self.head_big = nn.Sequential(
             conv2d(big(8) + extra, head_ch, 1, 1, 0, bias=False, sn=sn),
-            nn.BatchNorm2d(head_ch),
+            BatchNorm2d(head_ch),
             nn.LeakyReLU(0.2, inplace=True),
         )
         self.logits_big = conv2d(head_ch, 1, 4, 1, 0, bias=False, sn=sn)
@@ -188,6 +190,22 @@ class Discriminator(
         reconstruct: bool = False,
         part: int | None = None,
     ) -> DiscriminatorOutput:
+        if not batched(self.training):
+            return self._forward(images, labels, reconstruct, part)
+        with layer_pass(self._pass_layers(reconstruct)):
+            return self._forward(images, labels, reconstruct, part)
+
+    def _pass_layers(self, reconstruct: bool) -> PassLayers:
+        """The layers a forward pass uses: the decoders only when it reconstructs."""
+
+        def parts():
+            return [m for name, m in self.named_children() if reconstruct or not name.startswith("decoder_")]
+
+        return pass_layers(self, reconstruct, parts)
+
+    def _forward(
+        self, images: torch.Tensor, labels: torch.Tensor, reconstruct: bool, part: int | None
+    ) -> DiscriminatorOutput:
         x = self.stem(images)
         features = {x.shape[-1]: x}
         gates = {dst: src for src, dst in self.sle_pairs}
@@ -199,11 +217,11 @@ class Discriminator(
         feat_big = x  # 8x8
         h = self.head_big(self._with_group_std(feat_big))
         logits_big = self.logits_big(h).flatten(1)
-        proj_big = (self.embed_big(labels).to(h.dtype) * h.mean(dim=(2, 3))).sum(1, keepdim=True)
+        proj_big = (cast(self.embed_big(labels), h.dtype) * h.mean(dim=(2, 3))).sum(1, keepdim=True)
 
         feat_small = self.small(downscale(images, self.small_size))
         logits_small = self.logits_small(self._with_group_std(feat_small)).flatten(1)
-        proj_small = (self.embed_small(labels).to(feat_small.dtype) * feat_small.mean(dim=(2, 3))).sum(
+        proj_small = (cast(self.embed_small(labels), feat_small.dtype) * feat_small.mean(dim=(2, 3))).sum(
             1, keepdim=True
         )
         logits = torch.cat([logits_big + proj_big, logits_small + proj_small], dim=1)

@@ -22,9 +22,7 @@ def make_ema(model: nn.Module) -> nn.Module:
 def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
     """ema <- decay * ema + (1 - decay) * model for parameters; buffers (BN statistics, spectral-norm
     vectors) are copied, since averaging them has no meaning."""
-    ema_params = list(ema.parameters())
-    params = [p.detach() for p in model.parameters()]
-    torch._foreach_lerp_(ema_params, params, 1.0 - decay)
+    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - decay)  # no_grad: no detach
     buffers = list(model.buffers())
     if buffers:
         torch._foreach_copy_(list(ema.buffers()), buffers)

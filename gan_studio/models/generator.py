@@ -16,11 +16,13 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
+from gan_studio.models.batched import batched, layer_pass, pass_layers
 from gan_studio.models.layers import (
     GLU,
     ConditionalBatchNorm2d,
     SkipLayerExcitation,
     UpBlock,
+    cast,
     channels_at,
     conv2d,
     conv_transpose2d,
@@ -100,8 +102,14 @@ class Generator(
         )
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
-        cond = torch.cat([self.class_embedding(labels).to(z.dtype), z], dim=1)
-        x = self.stem(cond[:, :, None, None])
+        if not batched(self.training):
+            return self._forward(z, labels, noise_mode)
+        with layer_pass(pass_layers(self, "all", lambda: [self])):
+            return self._forward(z, labels, noise_mode)
+
+    def _forward(self, z: torch.Tensor, labels: torch.Tensor, noise_mode: str) -> torch.Tensor:
+        cond = torch.cat([cast(self.class_embedding(labels), z.dtype), z], dim=1)
+        x = self.stem(cond.view(*cond.shape, 1, 1))
         x = self.stem_act(self.stem_norm(x, cond))
         features = {4: x}
         gates = {dst: src for src, dst in sle_pairs(self.resolution)}

@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
+
+from gan_studio.models.batched import BatchNorm2d, spectral_norm
 
 # FastGAN's channel multipliers per feature-map size (times ngf / ndf).
 CHANNEL_MULTIPLIERS = {4: 16, 8: 8, 16: 4, 32: 2, 64: 2, 128: 1, 256: 0.5, 512: 0.25, 1024: 0.125}
@@ -20,6 +21,16 @@ CHANNEL_MULTIPLIERS = {4: 16, 8: 8, 16: 4, 32: 2, 64: 2, 128: 1, 256: 0.5, 512: 
 def channels_at(size: int, width: int, minimum: int = 8) -> int:
     """Channel count FastGAN uses at feature-map ``size`` for base width ``width``."""
     return max(minimum, int(CHANNEL_MULTIPLIERS[size] * width))
+
+
+def cast(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``x.to(dtype)``, without an operator when it has that dtype already (fp32 training)."""
+    return x if x.dtype == dtype else x.to(dtype)
+
+
+def fp32(x: torch.Tensor) -> torch.Tensor:
+    """``x.float()``, without an operator when ``x`` is float32 already."""
+    return cast(x, torch.float32)
 
 
 def conv2d(*args, sn: bool = True, **kwargs) -> nn.Module:
@@ -62,9 +73,22 @@ class UpsampleConv(nn.Module):
         weight = self.conv.weight
         if x.shape[-1] < _FOLD_MIN_SIZE or x.shape[-2] < _FOLD_MIN_SIZE:
             return F.conv2d(F.interpolate(x, scale_factor=2.0, mode="nearest"), weight, padding=1)
-        fold = _UPSAMPLE_FOLD.to(device=weight.device, dtype=weight.dtype)
+        fold = _upsample_fold(weight.device, weight.dtype)
         kernel = torch.einsum("ak,oikl,bl->ioab", fold, weight, fold)
-        return F.conv_transpose2d(x, kernel.to(x.dtype), stride=2, padding=1)
+        return F.conv_transpose2d(x, cast(kernel, x.dtype), stride=2, padding=1)
+
+
+_FOLDS: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+
+
+def _upsample_fold(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """``_UPSAMPLE_FOLD`` on ``device`` in ``dtype``, made once."""
+    if torch.compiler.is_compiling():  # a constant of the compiled graph (no guard on the dict)
+        return _UPSAMPLE_FOLD.to(device=device, dtype=dtype)
+    key = (device, dtype)
+    if key not in _FOLDS:
+        _FOLDS[key] = _UPSAMPLE_FOLD.to(device=device, dtype=dtype)
+    return _FOLDS[key]
 
 
 class GLU(nn.Module):
@@ -91,11 +115,11 @@ class NoiseInjection(nn.Module):
         if noise_mode == "none":
             return x
         if noise_mode == "const":
-            noise = self.noise_const.to(x.dtype)
+            noise = cast(self.noise_const, x.dtype)
         else:
             b, _, h, w = x.shape
             noise = torch.randn(b, 1, h, w, device=x.device, dtype=x.dtype)
-        return torch.addcmul(x, noise, self.weight.to(x.dtype))
+        return torch.addcmul(x, noise, cast(self.weight, x.dtype))
 
 
 class ConditionalBatchNorm2d(nn.Module):
@@ -103,7 +127,7 @@ class ConditionalBatchNorm2d(nn.Module):
 
     def __init__(self, channels: int, embed_dim: int):
         super().__init__()
-        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.norm = BatchNorm2d(channels, affine=False)
         self.gain = nn.Linear(embed_dim, channels)
         self.bias = nn.Linear(embed_dim, channels)
         for linear in (self.gain, self.bias):
@@ -111,8 +135,9 @@ class ConditionalBatchNorm2d(nn.Module):
             nn.init.zeros_(linear.bias)
 
     def forward(self, x: torch.Tensor, class_embedding: torch.Tensor) -> torch.Tensor:
-        gain = (1.0 + self.gain(class_embedding))[:, :, None, None].to(x.dtype)
-        bias = self.bias(class_embedding)[:, :, None, None].to(x.dtype)
+        shape = (*class_embedding.shape[:1], -1, 1, 1)  # [B, C, 1, 1]: one view instead of two unsqueezes
+        gain = cast((1.0 + self.gain(class_embedding)).view(shape), x.dtype)
+        bias = cast(self.bias(class_embedding).view(shape), x.dtype)
         return torch.addcmul(bias, self.norm(x), gain)  # one pass over the map instead of two
 
 
@@ -167,7 +192,7 @@ class DownBlock(nn.Module):
         super().__init__()
         self.main = nn.Sequential(
             conv2d(in_ch, out_ch, 4, 2, 1, bias=False, sn=sn),
-            nn.BatchNorm2d(out_ch),
+            BatchNorm2d(out_ch),
             nn.LeakyReLU(0.2, inplace=True),
         )
 
@@ -182,16 +207,16 @@ class DownBlockResidual(nn.Module):
         super().__init__()
         self.main = nn.Sequential(
             conv2d(in_ch, out_ch, 4, 2, 1, bias=False, sn=sn),
-            nn.BatchNorm2d(out_ch),
+            BatchNorm2d(out_ch),
             nn.LeakyReLU(0.2, inplace=True),
             conv2d(out_ch, out_ch, 3, 1, 1, bias=False, sn=sn),
-            nn.BatchNorm2d(out_ch),
+            BatchNorm2d(out_ch),
             nn.LeakyReLU(0.2, inplace=True),
         )
         self.shortcut = nn.Sequential(
             nn.AvgPool2d(2, 2),
             conv2d(in_ch, out_ch, 1, 1, 0, bias=False, sn=sn),
-            nn.BatchNorm2d(out_ch),
+            BatchNorm2d(out_ch),
             nn.LeakyReLU(0.2, inplace=True),
         )
 
@@ -215,7 +240,7 @@ class SimpleDecoder(nn.Module):
             out_ch = max(16, int(width * {16: 2, 32: 1, 64: 1, 128: 0.5}.get(size, 0.5)))
             layers += [
                 UpsampleConv(ch, out_ch * 2, sn),
-                nn.BatchNorm2d(out_ch * 2),
+                BatchNorm2d(out_ch * 2),
                 GLU(),
             ]
             ch = out_ch

@@ -276,6 +276,18 @@ class TrainConfig:
         choices=("auto", "on", "off"),
         help="memory layout; auto = on for GPUs, off for CPUs (slower weight gradients there)",
     )
+    # torch.compile of G's and D's forward and backward passes (their shapes are fixed for a run), with
+    # CUDA graphs on GPUs. Random draws stay torch's own, so a compiled run follows the eager one
+    # within float rounding (tests/test_compile.py); the first steps compile (minutes on a CPU). Off
+    # by default: on a CPU it pays only after some 3500 steps, and on GPUs it is not yet measured.
+    compile: str = option(
+        "off",
+        choices=("on", "off"),
+        resumable=True,
+        help="compile the networks' training passes (torch.compile; CUDA graphs on GPUs): fewer, fused "
+        "kernels once the first steps have compiled them (minutes on a CPU; pays in runs of 4000+ steps "
+        "there; see BENCHMARKS.md)",
+    )
     extra: dict = option(default_factory=dict, cli=False)
 
     # Filled in below from the fields' declarations:

@@ -26,13 +26,21 @@ from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
 from gan_studio.data import resolve_dataset_source
-from gan_studio.device import autocast, hardware_summary, pick_device, resolve_precision, use_channels_last
+from gan_studio.device import (
+    autocast,
+    hardware_summary,
+    pick_device,
+    resolve_precision,
+    use_channels_last,
+    use_compile,
+)
 from gan_studio.models.diffaug import diff_augment, parse_policy
 from gan_studio.models.ema import make_ema, update_ema
+from gan_studio.models.layers import fp32
 from gan_studio.training import checkpoint as ckpt
 from gan_studio.training import losses, run_files, run_lock
 from gan_studio.training.config import TrainConfig
-from gan_studio.training.networks import build_networks, load_initial_generator
+from gan_studio.training.networks import build_networks, compiled, load_initial_generator
 from gan_studio.training.new_run import write_new_run_files
 from gan_studio.training.progress import LogWindow, bar_summary, write_status
 from gan_studio.training.run_folder import SPLIT_FILE, RunFolder
@@ -116,12 +124,25 @@ class Trainer:
         self.G, self.D, self.opt_g, self.opt_d = self.accelerator.prepare(
             self.G, self.D, self.opt_g, self.opt_d
         )
+        self._compile_networks()
         setup = losses.TermSetup(
             self.images, self.labels, len(self.class_names), self.device, self.precision, self.guide
         )
         self.terms = losses.build_terms(cfg, setup)  # LPIPS (--recon-loss) loads its backbone here
-        self.zero_stats = dict.fromkeys(losses.stat_names(), 0.0)  # what a term that is off reports
+        self.stat_names = losses.stat_names()
+        self.zero_stat = torch.zeros((), device=self.device)  # what a term that is off reports
         self.grid_z, self.grid_labels = grid_latents(len(self.class_names), cfg.z_dim)
+
+    def _compile_networks(self) -> None:
+        """What a step calls G and D through: the networks themselves, or compiled (--compile).
+        ``D_frozen``: D in G's step, unwrapped from DDP (its weights are frozen there)."""
+        self.compiled = use_compile(self.config.compile)
+        D_plain = self.accelerator.unwrap_model(self.D)
+        if not self.compiled:
+            self.G_train, self.D_train, self.D_frozen = self.G, self.D, D_plain
+            return
+        self.G_train, self.D_train = compiled(self.G, self.device), compiled(self.D, self.device)
+        self.D_frozen = self.D_train if D_plain is self.D else compiled(D_plain, self.device)
 
     # ----------------------------------------------------------------------------- set-up
     def _config_for_resume(self, cli_config: TrainConfig, phase_options: dict) -> TrainConfig:
@@ -226,28 +247,39 @@ class Trainer:
             len(self.images), self.class_members, cfg.batch, cfg.class_group_size, self.data_rng
         )
 
-    def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The real batch and its labels on the device, and its labels on the host."""
         idx, flip = self._batch_indices(), self.config.flip
         return real_batch(
             self.images, self.labels, idx, self.device, flip=flip, channels_last=self.channels_last
         )
 
     def train_step(self) -> dict[str, float]:
-        """One D step and one G step; every statistic of ``losses.stat_names()`` as a float."""
+        """One D step and one G step; every statistic of ``losses.stat_names()`` as a float (one
+        device-to-host copy; ``fit`` reads them once per log line instead)."""
+        return dict(zip(self.stat_names, self.step_on_device().tolist(), strict=True))
+
+    def step_on_device(self) -> torch.Tensor:
+        """One D step and one G step; their statistics as one float32 vector in ``stat_names``
+        order, left where they were computed: the step reads nothing back from the device."""
         cfg = self.config
-        real, labels = self._real_batch()
+        if self.compiled and self.device.type == "cuda":
+            torch.compiler.cudagraph_mark_step_begin()  # the previous step's graph outputs are done with
+        real, labels, classes = self._real_batch()
         z = torch.randn(real.shape[0], cfg.z_dim, device=self.device)
         # The fakes' classes: the real batch's (so D compares like with like), unless a term pairs
-        # them (mode seeking). The reals keep their own labels.
-        fake_labels = labels
+        # them (mode seeking). The reals keep their own labels. Decided on the host, where the
+        # per-class terms read them without a device read.
+        fake_classes = classes
         for term in self.terms.values():
-            fake_labels = term.fake_labels(fake_labels)
+            fake_classes = term.fake_labels(fake_classes)
+        fake_labels = labels if fake_classes is classes else fake_classes.to(self.device)
 
         warming_up = self.step < cfg.d_warmup  # only D trains: G needs no graph
         with autocast(self.device, self.precision), torch.set_grad_enabled(not warming_up):
-            fake = self.G(z, fake_labels)
+            fake = self.G_train(z, fake_labels)
         D_plain = self.accelerator.unwrap_model(self.D)
-        ctx = losses.StepContext(real, labels, z, fake, fake_labels, D_plain)
+        ctx = losses.StepContext(real, labels, z, fake, fake_labels, D_plain, fake_classes.tolist())
         # Terms that need only the raw fakes run now, before D's step, as they always have: the
         # backward pass adds their gradients in the order the graph was built.
         early = {name: t.generator_loss(ctx) for name, t in self.terms.items() if t.uses_raw_fakes}
@@ -261,23 +293,26 @@ class Trainer:
             # that short runs (and the first samples of long ones) are not dominated by the initial weights.
             decay = min(cfg.ema_decay, (1.0 + self.step) / (10.0 + self.step))
             update_ema(self.G_ema, self.accelerator.unwrap_model(self.G), decay)
-        return {**self.zero_stats, **losses.host_floats(stats)}
+        return losses.stat_vector(stats, self.stat_names, self.zero_stat)
 
     def _discriminator_step(self, ctx: losses.StepContext) -> dict[str, torch.Tensor]:
         """Hinge loss on the fakes (detached) and the reals, plus the terms' D losses. The fake half
         runs without gradient sync; the real half (which uses every parameter, decoders included)
         syncs the accumulated gradients across processes."""
-        D = self.D
+        D = self.D_train
         self.opt_d.zero_grad(set_to_none=True)
-        with self.accelerator.no_sync(D):
+        with self.accelerator.no_sync(self.D):
             with autocast(self.device, self.precision):
                 out_fake = D(ctx.fake_aug.detach(), ctx.fake_labels)
-            logits_fake = out_fake.logits.float()
+            logits_fake = fp32(out_fake.logits)
             loss_d_fake = F.relu(torch.rand_like(logits_fake) * 0.2 + 0.8 + logits_fake).mean()
             self.accelerator.backward(loss_d_fake)
+        # The quarter D's part decoder redraws, drawn here where D drew it before (a CPU draw; an
+        # argument, so that a compiled D does not stop at it).
+        part = int(torch.randint(0, 4, ()).item())
         with autocast(self.device, self.precision):
-            ctx.d_real = D(ctx.real_aug, ctx.labels, reconstruct=True)
-        logits_real = ctx.d_real.logits.float()
+            ctx.d_real = D(ctx.real_aug, ctx.labels, reconstruct=True, part=part)
+        logits_real = fp32(ctx.d_real.logits)
         loss_d_real = F.relu(torch.rand_like(logits_real) * 0.2 + 0.8 - logits_real).mean()
         results = [(term, term.discriminator_loss(ctx)) for term in self.terms.values()]
         total, term_stats = losses.weighted_total(loss_d_real, results)
@@ -298,8 +333,8 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         ctx.discriminator.requires_grad_(False)
         with autocast(self.device, self.precision):
-            ctx.d_fake = ctx.discriminator(ctx.fake_aug, ctx.fake_labels)
-        loss_g = -ctx.d_fake.logits.float().mean()
+            ctx.d_fake = self.D_frozen(ctx.fake_aug, ctx.fake_labels)
+        loss_g = -fp32(ctx.d_fake.logits).mean()
         results = [
             (term, early[name] if name in early else term.generator_loss(ctx))
             for name, term in self.terms.items()
@@ -389,6 +424,13 @@ class Trainer:
         with self.run_lock, stop_requests(self._request_stop, announce=self.is_main):
             return self._fit()
 
+    def _due(self, step: int) -> tuple[bool, bool, bool]:
+        """Whether ``step`` writes a log line, a sample grid and a checkpoint."""
+        cfg = self.config
+        log = step % cfg.log_every == 0 or step == cfg.steps
+        sample = cfg.sample_every > 0 and step % cfg.sample_every == 0
+        return log, sample, cfg.ckpt_every > 0 and step % cfg.ckpt_every == 0
+
     def _fit(self) -> Path | None:
         cfg = self.config
         self._status("running")
@@ -400,7 +442,7 @@ class Trainer:
             unit="step",
             dynamic_ncols=True,
         )
-        window = LogWindow(images_per_step=cfg.batch * self.world_size)
+        window = LogWindow(self.stat_names, images_per_step=cfg.batch * self.world_size)
         t_start, step_start = time.perf_counter(), self.step
         last_ckpt: Path | None = None
         last_saved = self.step if self.resume else -1
@@ -411,12 +453,14 @@ class Trainer:
                     state = "stopped"
                     break
                 t_step = time.perf_counter()
-                stats = self.train_step()
+                window.add(self.step_on_device(), self.step + 1)
                 self.step += 1
+                log, sample, save = self._due(self.step)
+                if log or sample or save:  # read the statistics back (a diverged run saves nothing)
+                    window.settle()
                 self.train_seconds += time.perf_counter() - t_step
                 bar.update(1)
-                window.add(stats, self.step)
-                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                if log:
                     now = time.perf_counter()
                     record = window.close(self.step, now)
                     self._log(record)
@@ -424,11 +468,12 @@ class Trainer:
                     eta_s = (cfg.steps - self.step) / max(rate, 1e-9)
                     self._status("running", images_per_s=record["images_per_s"], eta_s=eta_s)
                     bar.set_postfix(**bar_summary(record))
-                if cfg.sample_every > 0 and self.step % cfg.sample_every == 0:
+                if sample:
                     self.save_samples()
-                if cfg.ckpt_every > 0 and self.step % cfg.ckpt_every == 0:
+                if save:
                     last_ckpt, last_saved = self.save_checkpoint(), self.step
             if last_saved != self.step:  # decided identically on every rank
+                window.settle()
                 self.save_samples()
                 last_ckpt = self.save_checkpoint()
         except BaseException as exc:

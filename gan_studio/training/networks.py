@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import torch
+
 from gan_studio.models import Discriminator, Generator
 
 
@@ -47,3 +51,13 @@ def load_initial_generator(G: Generator, source: str) -> None:
             "the same --res, --ngf, --z-dim and dataset classes as that generator."
         )
     G.load_state_dict(G_init.state_dict())
+
+
+def compiled(module: torch.nn.Module, device: torch.device) -> Callable:
+    """``torch.compile(module)`` for training (--compile): its forward and backward passes fused
+    into fewer, larger kernels, replayed as CUDA graphs on GPUs. Random draws (noise injection) use
+    torch's own generators in the eager order (inductor's ``fallback_random``), so that a compiled
+    run follows the eager one within float rounding. The module itself stays as it is (its
+    state-dict keys, the EMA copy and checkpoints do not change); shapes are fixed for a run."""
+    options = {"fallback_random": True, "triton.cudagraphs": device.type == "cuda"}
+    return torch.compile(module, options=options)

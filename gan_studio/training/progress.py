@@ -8,32 +8,49 @@ import os
 import time
 from pathlib import Path
 
+import torch
+
 from gan_studio.training.run_folder import RunFolder
 
 
 class LogWindow:
-    """The statistics of the steps since the last log line, summed."""
+    """The statistics of the steps since the last log line: kept on the device as the steps make
+    them, read back in one copy when the line is written (or before a checkpoint), then summed."""
 
-    def __init__(self, images_per_step: int):
+    def __init__(self, names: tuple[str, ...], images_per_step: int):
+        self.names = names  # what each step's vector holds (``Trainer.stat_names``)
         self.images_per_step = images_per_step  # batch x processes
+        self.pending: list[tuple[int, torch.Tensor]] = []  # (step, its statistics), not read yet
         self.sums: dict[str, float] = {}
         self.steps = 0
         self.started = time.perf_counter()
 
-    def add(self, stats: dict[str, float], step: int) -> None:
-        """Count one step's statistics; a non-finite one stops the run (its weights are lost)."""
-        for k, v in stats.items():
-            self.sums[k] = self.sums.get(k, 0.0) + v
-        self.steps += 1
-        if not all(math.isfinite(v) for v in stats.values()):
-            raise FloatingPointError(
-                f"Training diverged at step {step} (non-finite loss: {stats}). Resume from the last "
-                "checkpoint with a lower learning rate (--lr-g/--lr-d) or --precision fp32."
-            )
+    def add(self, stats: torch.Tensor, step: int) -> None:
+        """Keep one step's statistics (a vector in ``names`` order) until ``settle``."""
+        self.pending.append((step, stats))
+
+    def settle(self) -> None:
+        """Read the kept steps' statistics back (one device-to-host copy) and count them; a
+        non-finite one stops the run (its weights are lost): call it before saving anything."""
+        if not self.pending:
+            return
+        rows = torch.stack([stats for _, stats in self.pending]).tolist()
+        steps, self.pending = [step for step, _ in self.pending], []
+        for step, row in zip(steps, rows, strict=True):
+            stats = dict(zip(self.names, row, strict=True))
+            for k, v in stats.items():
+                self.sums[k] = self.sums.get(k, 0.0) + v
+            self.steps += 1
+            if not all(math.isfinite(v) for v in stats.values()):
+                raise FloatingPointError(
+                    f"Training diverged at step {step} (non-finite loss: {stats}). Resume from the last "
+                    "checkpoint with a lower learning rate (--lr-g/--lr-d) or --precision fp32."
+                )
 
     def close(self, step: int, now: float) -> dict:
         """The log line of the window's steps (their mean statistics and images per second); the
         next window starts ``now``."""
+        self.settle()
         ips = self.steps * self.images_per_step / max(now - self.started, 1e-9)
         record = {
             "step": step,

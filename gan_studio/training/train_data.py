@@ -87,13 +87,15 @@ def draw_batch_indices(
 
 def real_batch(
     images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor, device, *, flip: bool, channels_last: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The images at ``idx`` in [-1, 1] on ``device``, each mirrored with probability 1/2 (``flip``)."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The images at ``idx`` in [-1, 1] on ``device``, each mirrored with probability 1/2 (``flip``),
+    their labels there and their labels on the host (read without waiting for the device)."""
     batch = images[idx].to(device, non_blocking=True).float().div_(127.5).sub_(1.0)
-    batch_labels = labels[idx].to(device)
+    host_labels = labels[idx]
+    batch_labels = host_labels.to(device)
     if flip:
         mirrored = torch.rand(batch.shape[0], device=device) < 0.5
         batch = torch.where(mirrored[:, None, None, None], batch.flip(3), batch)
     if channels_last:
         batch = batch.contiguous(memory_format=torch.channels_last)
-    return batch, batch_labels
+    return batch, batch_labels, host_labels

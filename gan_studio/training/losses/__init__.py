@@ -12,7 +12,7 @@ from gan_studio.training.losses.base import (
     Term,
     TermResult,
     TermSetup,
-    host_floats,
+    stat_vector,
     weighted_total,
 )
 from gan_studio.training.losses.class_loss import ClassLoss
@@ -30,9 +30,9 @@ __all__ = [
     "TermSetup",
     "build_terms",
     "check_config",
-    "host_floats",
     "load_guide",
     "stat_names",
+    "stat_vector",
     "weighted_total",
 ]
 

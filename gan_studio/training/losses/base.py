@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 import torch
 
+from gan_studio.models.layers import fp32
+
 # A term's loss for one phase and its statistics, keyed by their log.jsonl names.
 TermResult = tuple[torch.Tensor, dict[str, torch.Tensor]]
 
@@ -28,6 +30,7 @@ class StepContext:
     fake: torch.Tensor  # G(z, fake_labels), not augmented
     fake_labels: torch.Tensor
     discriminator: torch.nn.Module  # D itself, unwrapped from DDP
+    fake_classes: list[int]  # fake_labels on the host: per-class terms read them without a device sync
     real_aug: torch.Tensor | None = None  # the batches as D sees them (DiffAugment)
     fake_aug: torch.Tensor | None = None
     d_real: Any = None  # D's output on real_aug, with reconstructions (D's step)
@@ -106,9 +109,10 @@ def weighted_total(
     return total, stats
 
 
-def host_floats(stats: dict[str, torch.Tensor]) -> dict[str, float]:
-    """The step's statistics as Python floats, in one device-to-host copy. Each ``.item()`` waits
-    for the GPU to drain its queue; fifteen of them per step, half of them before G's step was even
-    queued, kept the GPU idle between small kernels."""
-    values = torch.stack([value.detach().float().reshape(()) for value in stats.values()]).tolist()
-    return dict(zip(stats, values))
+def stat_vector(stats: dict[str, torch.Tensor], names: tuple[str, ...], zero: torch.Tensor) -> torch.Tensor:
+    """The step's statistics as one float32 vector in ``names`` order (``zero`` for those it did not
+    compute), made by one operator and left on the device: the trainer reads a log line's steps
+    back in one copy (each ``.item()`` would make a GPU drain its queue)."""
+    with torch.no_grad():
+        values = [stats.get(name, zero) for name in names]
+        return torch.stack([fp32(v if v.dim() == 0 else v.reshape(())) for v in values])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
+from gan_studio.models.layers import fp32
 from gan_studio.training.losses.base import StepContext, Term, TermResult
 
 
@@ -18,11 +19,11 @@ class ClassLoss(Term):
         return cls(config.class_loss) if config.class_loss > 0 else None
 
     def discriminator_loss(self, ctx: StepContext) -> TermResult:
-        class_logits = ctx.d_real.class_logits.float()
+        class_logits = fp32(ctx.d_real.class_logits)
         loss = F.cross_entropy(class_logits, ctx.labels)
         accuracy = (class_logits.argmax(1) == ctx.labels).float().mean()
         return loss, {"loss_cls_real": loss, "acc_cls_real": accuracy}
 
     def generator_loss(self, ctx: StepContext) -> TermResult:
-        loss = F.cross_entropy(ctx.d_fake.class_logits.float(), ctx.fake_labels)
+        loss = F.cross_entropy(fp32(ctx.d_fake.class_logits), ctx.fake_labels)
         return loss, {"loss_cls_fake": loss}

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import torch
 
+from gan_studio.models.layers import fp32
 from gan_studio.training.losses.base import StepContext, Term, TermResult, TermSetup
 from gan_studio.training.losses.image_features import pose_features, pose_moments
-from gan_studio.training.losses.mmd import real_feature_bank, squared_mmd
+from gan_studio.training.losses.mmd import class_rows, real_feature_bank, squared_mmd
 
 
 class ClassMMD(Term):
@@ -31,16 +32,16 @@ class ClassMMD(Term):
         weight = getattr(config, cls.option)
         return cls(weight, setup) if weight > 0 else None
 
-    def mmd(self, fake: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def mmd(self, fake: torch.Tensor, labels: list[int] | torch.Tensor) -> torch.Tensor:
         if self.bank is None:
             s = self.setup
             self.bank = real_feature_bank(self.features, s.images, s.labels, s.n_classes, s.device)
-        features = self.features(fake.float())
-        terms = [squared_mmd(features[labels == c], *self.bank[c]) for c in labels.unique().tolist()]
+        features = self.features(fp32(fake))
+        terms = [squared_mmd(rows, *self.bank[c]) for c, rows in class_rows(features, labels)]
         return torch.stack(terms).mean()
 
     def generator_loss(self, ctx: StepContext) -> TermResult:
-        loss = self.mmd(ctx.fake, ctx.fake_labels)
+        loss = self.mmd(ctx.fake, ctx.fake_classes)
         return loss, {self.stats[0]: loss}
 
 

@@ -12,8 +12,9 @@ import torch.nn.functional as F
 
 from gan_studio.device import autocast
 from gan_studio.models.diffaug import GUIDE_POLICIES, diff_augment, parse_policy
+from gan_studio.models.layers import fp32
 from gan_studio.training.losses.base import StepContext, Term, TermResult, TermSetup
-from gan_studio.training.losses.mmd import squared_mmd
+from gan_studio.training.losses.mmd import class_rows, squared_mmd
 
 
 def load_guide(config, class_names: list[str], run_dir: Path, device: torch.device):
@@ -76,15 +77,15 @@ class GuideLoss(Term):
         # Its own augmentation (--guide-augment; never cutout, which it did not see in training):
         # G must make the class visible wherever the part lands, not a pixel pattern.
         device, precision, labels = self.setup.device, self.setup.precision, ctx.fake_labels
-        guide_in = self.guide.fit_resolution(diff_augment(ctx.fake, self.policy).float())
+        guide_in = self.guide.fit_resolution(fp32(diff_augment(ctx.fake, self.policy)))
         if self.target == "mmd":
             with autocast(device, precision):
                 features = self.guide.features(guide_in)
-                logits = self.guide.head(features).float()
-            loss = self.mmd(features.float(), labels)
+                logits = fp32(self.guide.head(features))
+            loss = self.mmd(fp32(features), ctx.fake_classes)
         else:
             with autocast(device, precision):
-                logits = self.guide(guide_in).float()
+                logits = fp32(self.guide(guide_in))
             loss = F.cross_entropy(logits, labels, reduction="none")
             if self.confidence < 1.0:
                 # -log p + log c > 0 exactly while p < c: recognised fakes get no further push.
@@ -93,7 +94,7 @@ class GuideLoss(Term):
         accuracy = (logits.argmax(1) == labels).float().mean()
         return loss, {"loss_guide": loss, "acc_guide_fake": accuracy}
 
-    def mmd(self, features: torch.Tensor, labels: torch.Tensor, n_real: int = 32) -> torch.Tensor:
+    def mmd(self, features: torch.Tensor, labels: list[int] | torch.Tensor, n_real: int = 32) -> torch.Tensor:
         """Per-class squared MMD between the fakes' guide features and the class's real ones.
 
         Cross-entropy rewards each fake for being the most typical member of its class, so a class
@@ -105,8 +106,7 @@ class GuideLoss(Term):
             self._compute_real_features()
         gamma = 1.0 / (2.0 * self.bandwidth)
         terms = []
-        for c in labels.unique().tolist():
-            fake = features[labels == c]
+        for c, fake in class_rows(features, labels):
             bank = self.real_features[c]
             real = bank[torch.randint(len(bank), (min(n_real, len(bank)),), device=bank.device)]
             terms.append(squared_mmd(fake, real, gamma))

@@ -3,8 +3,12 @@ which way it points. All differentiable, so that the gradient reaches what G dra
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
+
+from gan_studio.models.layers import fp32
 
 
 def shape_map(images: torch.Tensor) -> torch.Tensor:
@@ -15,7 +19,7 @@ def shape_map(images: torch.Tensor) -> torch.Tensor:
     table, which is what a class-conditional G on few images learns to do while keeping one pose.
     Here a dark and a light part in the same place look alike, and a part moved or turned does not.
     """
-    gray = images.float().mean(dim=1, keepdim=True)
+    gray = fp32(images).mean(dim=1, keepdim=True)
     gray = (gray - gray.mean(dim=(2, 3), keepdim=True)) / (gray.std(dim=(2, 3), keepdim=True) + 1e-3)
     dx = gray[..., :, 1:] - gray[..., :, :-1]
     dy = gray[..., 1:, :] - gray[..., :-1, :]
@@ -38,7 +42,7 @@ def soft_silhouette(images: torch.Tensor, floor: float = 0.3) -> torch.Tensor:
     rather than turned parts shows in precision and the sample grid
     (docs/experiments/2026-11-29-pose-mmd-run-x.md).
     """
-    x = images.float()
+    x = fp32(images)
     border = torch.cat(
         [
             x[..., :2, :].flatten(2),
@@ -64,8 +68,7 @@ def pose_moments(images: torch.Tensor) -> torch.Tensor:
     """
     mask = soft_silhouette(images)
     h, w = mask.shape[-2:]
-    ys = torch.linspace(0.0, 1.0, h, device=mask.device)[:, None].expand(h, w)
-    xs = torch.linspace(0.0, 1.0, w, device=mask.device)[None, :].expand(h, w)
+    ys, xs = _coordinates(h, w, mask.device)
     area = mask.sum(dim=(1, 2)) + 1e-3
     cx = (mask * xs).sum(dim=(1, 2)) / area
     cy = (mask * ys).sum(dim=(1, 2)) / area
@@ -75,3 +78,10 @@ def pose_moments(images: torch.Tensor) -> torch.Tensor:
     cxy = (mask * dx * dy).sum(dim=(1, 2)) / area
     trace = cxx + cyy + 1e-6
     return torch.stack([(cxx - cyy) / trace, 2.0 * cxy / trace, 2.0 * cx, 2.0 * cy], dim=1)
+
+
+@functools.lru_cache(maxsize=8)
+def _coordinates(h: int, w: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """[H, W] maps of each pixel's row and column position, 0 to 1 (the same every step)."""
+    ys = torch.linspace(0.0, 1.0, h, device=device)[:, None].expand(h, w)
+    return ys, torch.linspace(0.0, 1.0, w, device=device)[None, :].expand(h, w)

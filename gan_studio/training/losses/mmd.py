@@ -37,6 +37,24 @@ def squared_mmd(
     )
 
 
+def class_rows(x: torch.Tensor, labels: list[int] | torch.Tensor) -> list[tuple[int, torch.Tensor]]:
+    """(class, its rows of ``x``) for each class in ``labels``, in ascending order: what
+    ``x[labels == c]`` gives for each of ``labels.unique()``, taken as slices of runs of equal
+    labels (one per class with --class-groups) from their host copy, so that nothing waits for the
+    device (a boolean mask or ``unique`` on a GPU does)."""
+    labels = labels if isinstance(labels, list) else labels.tolist()
+    rows: dict[int, list[int]] = {}
+    for i, c in enumerate(labels):
+        rows.setdefault(c, []).append(i)
+    found = []
+    for c in sorted(rows):
+        starts = [i for n, i in enumerate(rows[c]) if n == 0 or rows[c][n - 1] != i - 1]
+        ends = [i + 1 for n, i in enumerate(rows[c]) if n + 1 == len(rows[c]) or rows[c][n + 1] != i + 1]
+        parts = [x[a:b] for a, b in zip(starts, ends, strict=True)]
+        found.append((c, parts[0] if len(parts) == 1 else torch.cat(parts)))
+    return found
+
+
 # Kernel widths of the per-class MMDs (shape and pose), as fractions of a class's median squared
 # distance between its real images. A single wide kernel only matches the class's mean, which
 # one blurred pose meets; narrow ones see whether each real pose has a fake near it.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 
+from gan_studio.models.layers import fp32
 from gan_studio.training.losses.base import StepContext, Term, TermResult
 from gan_studio.training.losses.image_features import shape_map
 
@@ -53,7 +54,7 @@ class ModeSeeking(Term):
     def generator_loss(self, ctx: StepContext) -> TermResult:
         fake, z = ctx.fake, ctx.z
         half = len(fake) // 2
-        view = shape_map(fake) if self.space == "shape" else fake.float()
+        view = shape_map(fake) if self.space == "shape" else fp32(fake)
         first, second = (
             (slice(0, None, 2), slice(1, None, 2))
             if self.grouped

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from gan_studio.models.layers import fp32
 from gan_studio.training.losses.base import StepContext, Term, TermResult
 
 
@@ -46,5 +47,5 @@ class Reconstruction(Term):
     def discriminator_loss(self, ctx: StepContext) -> TermResult:
         out = ctx.d_real
         targets = ctx.discriminator.reconstruction_targets(ctx.real_aug, out.part)
-        loss = sum(self.distance(out.reconstructions[k].float(), targets[k].float()) for k in targets)
+        loss = sum(self.distance(fp32(out.reconstructions[k]), fp32(targets[k])) for k in targets)
         return loss, {"loss_recon": loss}
