@@ -108,7 +108,7 @@ def test_a_lock_left_by_a_dead_or_reused_process_is_taken_over(tmp_path, demo_di
 
 def test_more_stops_during_the_final_save_are_ignored_until_it_is_done(tmp_path, demo_dir, monkeypatch):
     trainer = Trainer(_config(demo_dir, tmp_path / "run", 50), progress=False)
-    step, save = trainer.train_step, trainer.save_checkpoint
+    step, save = trainer.step_on_device, trainer.save_checkpoint
 
     def step_then_stop():
         if trainer.step == 2:
@@ -120,7 +120,7 @@ def test_more_stops_during_the_final_save_are_ignored_until_it_is_done(tmp_path,
             os.kill(os.getpid(), signal.SIGTERM)
         return save()
 
-    monkeypatch.setattr(trainer, "train_step", step_then_stop)
+    monkeypatch.setattr(trainer, "step_on_device", step_then_stop)
     monkeypatch.setattr(trainer, "save_checkpoint", save_under_fire)
     before = signal.getsignal(signal.SIGTERM)
     path = trainer.fit()  # with the handlers restored before the save, SIGTERM would end pytest here

@@ -22,7 +22,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
 from gan_studio.data import resolve_dataset_source
@@ -43,10 +42,11 @@ from gan_studio.training.config import TrainConfig
 from gan_studio.training.networks import build_networks, compiled, load_initial_generator
 from gan_studio.training.new_run import write_new_run_files
 from gan_studio.training.progress import LogWindow, bar_summary, write_status
-from gan_studio.training.run_folder import SPLIT_FILE, RunFolder
+from gan_studio.training.run_folder import RunFolder
 from gan_studio.training.samples import grid_latents, save_generated_grid, save_reconstructions
 from gan_studio.training.stop_signals import stop_requests
 from gan_studio.training.train_data import check_class_groups, draw_batch_indices, load_train_set, real_batch
+from gan_studio.training.trainer_state import load_latest, save_trainer_checkpoint
 
 __all__ = ["Trainer", "train"]
 
@@ -211,34 +211,7 @@ class Trainer:
         )
 
     def _load_latest(self) -> None:
-        path = run_files.checkpoint_to_resume(self.run_dir, announce=self.is_main)  # the newest intact one
-        meta = ckpt.load_checkpoint_meta(path)
-        if meta["class_names"] != self.class_names:
-            raise ckpt.CheckpointError(
-                f"The classes in '{self.config.data}' ({self.class_names}) differ from those the run was "
-                f"trained on ({meta['class_names']}). Resume with the original dataset."
-            )
-        for name, model in (("generator", self.G), ("generator_ema", self.G_ema), ("discriminator", self.D)):
-            ckpt.load_weights(model, path / name / "model.safetensors")
-        state = ckpt.load_training_state(path)
-        self.opt_g.load_state_dict(state["optimizer_g"])
-        self.opt_d.load_state_dict(state["optimizer_d"])
-        self.step = int(state["step"])
-        self.train_seconds = float(state.get("train_seconds", 0.0))
-        rng = state["rng"]
-        if len(rng) != self.world_size:
-            raise ckpt.CheckpointError(
-                f"'{path}' was written by {len(rng)} process(es), this run has {self.world_size}. "
-                "Resume with the same number of processes to continue exactly."
-            )
-        mine = rng[self.rank]
-        torch.set_rng_state(mine["torch"])
-        self.data_rng.set_state(mine["data"])
-        if "cuda" in mine and torch.cuda.is_available():
-            torch.cuda.set_rng_state(mine["cuda"])
-        if self.is_main:  # log lines after this checkpoint will be redone; a torn last one is dropped
-            for note in run_files.trim_log(self.run_dir, self.step):
-                print(f"note: {note}", file=sys.stderr)
+        load_latest(self)
 
     # ----------------------------------------------------------------------------- training
     def _batch_indices(self) -> torch.Tensor:
@@ -366,45 +339,7 @@ class Trainer:
         return path
 
     def save_checkpoint(self) -> Path | None:
-        rng = {"torch": torch.get_rng_state(), "data": self.data_rng.get_state()}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        all_rng = gather_object([rng]) if self.world_size > 1 else [rng]
-        path = None
-        if self.is_main:
-            unwrap = self.accelerator.unwrap_model
-            meta = {
-                "class_names": self.class_names,
-                "config": self.config.to_dict(),
-                "world_size": self.world_size,
-                "resolution": self.config.resolution,
-                "train_seconds": round(self.train_seconds, 1),
-                "hardware": hardware_summary(self.device, self.world_size),
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            }
-            state = {
-                "format_version": ckpt.FORMAT_VERSION,
-                "step": self.step,
-                "train_seconds": self.train_seconds,
-                "optimizer_g": self.opt_g.state_dict(),
-                "optimizer_d": self.opt_d.state_dict(),
-                "rng": [{k: v.cpu() for k, v in r.items()} for r in all_rng],
-            }
-            path = ckpt.save_checkpoint(
-                self.run_dir,
-                self.step,
-                models={
-                    "generator": unwrap(self.G),
-                    "generator_ema": self.G_ema,
-                    "discriminator": unwrap(self.D),
-                },
-                training_state=state,
-                meta=meta,
-                extra_files={SPLIT_FILE: RunFolder(self.run_dir).split_path},
-                keep=self.config.keep_checkpoints,
-            )
-        self.accelerator.wait_for_everyone()
-        return path
+        return save_trainer_checkpoint(self)
 
     def _log(self, record: dict) -> None:
         if self.is_main:
