@@ -15,7 +15,13 @@ from scipy import stats as scipy_stats
 
 from gan_studio.cli import main
 from gan_studio.study.arms import default_arms, plan_arms, select_arms
-from gan_studio.study.fit import ConvergenceRule, TrainingMix, _Batches, fit_to_convergence
+from gan_studio.study.fit import (
+    ConvergenceRule,
+    TrainingMix,
+    _Batches,
+    fit_to_convergence,
+    learning_threshold,
+)
 from gan_studio.study.stats import paired_difference
 from gan_studio.study.synthetic import FilterRule, SyntheticPool
 
@@ -271,7 +277,11 @@ def test_tiny_study_reports_every_arm_with_intervals_and_verdicts(tiny_study):
     report = (tiny_study / "report.md").read_text()
     for name in expected:
         assert f"| {name} |" in report
-    assert "95% CI" in report and "## Comparisons (paired by seed)" in report
+    assert "95% CI" in report and "## Comparisons (paired by seed)" in report and "did not learn |" in report
+    for row in doc["rows"]:  # each fit says whether it learned, and its validation curve
+        assert isinstance(row["learned"], bool) and row["val_curve"][-1][0] == row["steps"] - (
+            row["pretrain_steps"] or 0
+        )
     assert "## Realism of the synthetic images (c2st)" in report
     realism = json.loads((tiny_study / "realism.json").read_text())
     assert set(realism["tests"]) == {
@@ -319,3 +329,15 @@ def test_a_fit_still_at_chance_is_not_stopped_by_patience():
         precision="fp32", device="cpu",
     )  # fmt: skip
     assert result.best_val_accuracy <= 0.5 and result.stopped_by == "cap" and result.steps == 12
+
+
+def test_learning_means_beating_chance_by_more_than_luck():
+    """On 100 balanced validation images of ten classes chance reads 10% +- 3%: a fit that peaks at
+    14% has not shown that it learned; 17% has (two standard errors above chance)."""
+    labels = torch.arange(100) % 10
+    threshold = learning_threshold(labels)
+    assert threshold == pytest.approx(0.1 + 2 * (0.1 * 0.9 / 100) ** 0.5)
+    assert 0.14 < threshold < 0.17
+    assert learning_threshold(torch.tensor([0, 0, 0, 1])) == pytest.approx(
+        0.75 + 2 * (0.75 * 0.25 / 4) ** 0.5
+    )

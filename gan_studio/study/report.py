@@ -36,6 +36,7 @@ CSV_COLUMNS = (
     "best_step",
     "stopped_by",
     "val_accuracy",
+    "learned",
     "seconds",
 )
 
@@ -67,6 +68,7 @@ def summarize(doc: dict) -> tuple[list[dict], list[dict]]:
                 "n_synthetic": round(sum(r["n_synthetic"] for r in rows) / len(rows)),
                 "mean_steps": round(sum(r["steps"] for r in rows) / len(rows)),
                 "capped": sum(r["stopped_by"] == "cap" for r in rows),
+                "not_learned": sum(r.get("learned") is False for r in rows),  # (older rows: unknown)
                 "quota_met": all(r["quota_met"] for r in rows),
             }
         )
@@ -140,7 +142,9 @@ def report_markdown(doc: dict, summary: list[dict], comparisons: list[dict], not
         f"- classifier: {setup['arch']} from scratch (stem stride {setup['stem_stride']}), batch {rule['batch_size']}, "
         f"lr {rule['lr']:g}; every arm trains until {rule['patience']} validation checks {rule['eval_every']} "
         f"steps apart bring no improvement (lr halved every {max(1, rule['patience'] // 2)}), at most "
-        f"{rule['max_steps']} steps, and keeps its best-validation weights",
+        f"{rule['max_steps']} steps, and keeps its best-validation weights; patience counts only once its "
+        "validation accuracy beats chance by two standard errors (a fit that never does is marked 'did "
+        "not learn')",
         f"- synthetic filter: evaluator confidence >= {setup['filter']['confidence']:g}; novelty: distance to the "
         f"nearest training image >= {setup['filter']['novelty']:g} x its class's spacing; evaluator "
         f"{setup['evaluator']}",
@@ -150,14 +154,14 @@ def report_markdown(doc: dict, summary: list[dict], comparisons: list[dict], not
         "",
         "## Arms",
         "",
-        "| arm | synthetic images | test accuracy % (mean ± std) | seeds | mean steps | capped |",
-        "|---|---|---|---|---|---|",
+        "| arm | synthetic images | test accuracy % (mean ± std) | seeds | mean steps | capped | did not learn |",
+        "|---|---|---|---|---|---|---|",
     ]
     for s in summary:
         quota = "" if s["quota_met"] else " (quota not met)"
         lines.append(
             f"| {s['arm']} | {s['n_synthetic']}{quota} | {_pct(s['mean'])} ± {_pct(s['std'])} | {s['n_seeds']} "
-            f"| {s['mean_steps']} | {s['capped']} |"
+            f"| {s['mean_steps']} | {s['capped']} | {s['not_learned']} |"
         )
     lines += [
         "",

@@ -41,7 +41,13 @@ from gan_studio.evaluation.run_record import gan_train_files
 from gan_studio.models.classifier import ARCHITECTURES, load_evaluator, save_evaluator
 from gan_studio.models.classifier_fit import evaluate_classifier
 from gan_studio.study.arms import DEFAULT_RATIOS, ArmSpec, default_arms, plan_arms, select_arms
-from gan_studio.study.fit import ConvergenceRule, FitResult, TrainingMix, fit_to_convergence
+from gan_studio.study.fit import (
+    ConvergenceRule,
+    FitResult,
+    TrainingMix,
+    fit_to_convergence,
+    learning_threshold,
+)
 from gan_studio.study.realism import realism_check
 from gan_studio.study.synthetic import FilterRule, NoveltyScorer, SyntheticPool
 from gan_studio.training.checkpoint import read_json, write_json_atomic
@@ -492,6 +498,8 @@ class Study:
             "pretrain_steps": pre.steps if pre else None,
             "stopped_by": fit.stopped_by,
             "val_accuracy": fit.best_val_accuracy,
+            "learned": fit.best_val_accuracy > learning_threshold(folds.val.labels),
+            "val_curve": [[h["step"], round(h["val_accuracy"], 4)] for h in fit.history],
             "seconds": round(time.perf_counter() - t0, 1),
         }
 
