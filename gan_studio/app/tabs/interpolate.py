@@ -1,10 +1,15 @@
-"""Interpolate tab: a walk between two seeds (and optionally two classes) as filmstrip, GIF and MP4."""
+"""Interpolate tab: a walk between two seeds (and optionally two classes) as filmstrip, GIF and MP4.
+
+Layout (``_layout``), handler (a module function given the studio) and wiring (``_wire``) apart.
+"""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import gradio as gr
 
-from gan_studio.app.common import PROGRESS, SEED_BOUNDS, require_generator, user_errors
+from gan_studio.app.common import PROGRESS, SEED_BOUNDS, handler, require_generator
 from gan_studio.app.interpolation import (
     METHODS,
     filmstrip,
@@ -18,35 +23,65 @@ from gan_studio.sampling import safe_name
 SAME_CLASS = "(same as start)"
 
 
-def build(studio, picker) -> None:
+# ------------------------------------------------------------------------------------------------ handler
+
+
+def interpolate(studio, run_id, ca, sa, cb, sb, n_frames, how, speed, trunc, progress=PROGRESS):
+    """The frames of the walk as a filmstrip, a GIF and (with ffmpeg) an MP4 to download."""
+    entry = require_generator(studio, run_id)
+    if ca not in entry.class_names:
+        raise gr.Error(f"Pick a start class of '{entry.id}'.")
+    a = entry.class_names.index(ca)
+    b = entry.class_names.index(cb) if cb and cb != SAME_CLASS else None
+    if cb and cb != SAME_CLASS and cb not in entry.class_names:
+        raise gr.Error(f"'{cb}' is not a class of '{entry.id}'.")
+    progress(0.1, desc="generating frames")
+    with studio.registry.use_generator(entry.id) as loaded:
+        images = render_frames(
+            loaded.model, int(sa), int(sb), a, b, frames=int(n_frames), method=how, truncation=float(trunc)
+        )
+    progress(0.6, desc="writing the animation")
+    out = studio.scratch_dir("interp")
+    stem = safe_name(f"{entry.id}-{ca}{sa}-to-{cb if b is not None else ca}{sb}-{how}")
+    gif_path = write_gif(images, out / f"{stem}.gif", fps=float(speed))
+    downloads = [str(gif_path)]
+    if mp4_available():
+        downloads.append(str(write_mp4(images, out / f"{stem}.mp4", fps=float(speed))))
+    return filmstrip(images, max_columns=6), str(gif_path), downloads
+
+
+# ------------------------------------------------------------------------------------------------ layout
+
+
+def _layout() -> SimpleNamespace:
+    ui = SimpleNamespace()
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, elem_classes="gs-card"):
             with gr.Row():
-                class_a = gr.Dropdown(
+                ui.class_a = gr.Dropdown(
                     [], label="Start class", allow_custom_value=True, elem_id="interp-class-a"
                 )
-                seed_a = gr.Number(
+                ui.seed_a = gr.Number(
                     value=0, precision=0, **SEED_BOUNDS, label="Start seed", elem_id="interp-seed-a"
                 )
             with gr.Row():
-                class_b = gr.Dropdown(
-                    [SAME_CLASS],
-                    value=SAME_CLASS,
-                    label="End class",
-                    allow_custom_value=True,
+                ui.class_b = gr.Dropdown(
+                    [SAME_CLASS], value=SAME_CLASS, label="End class", allow_custom_value=True,
                     elem_id="interp-class-b",
-                )
-                seed_b = gr.Number(
+                )  # fmt: skip
+                ui.seed_b = gr.Number(
                     value=1, precision=0, **SEED_BOUNDS, label="End seed", elem_id="interp-seed-b"
                 )
-            frames = gr.Slider(2, 48, value=12, step=1, label="Frames", elem_id="interp-frames")
+            ui.frames = gr.Slider(2, 48, value=12, step=1, label="Frames", elem_id="interp-frames")
             with gr.Row():
-                method = gr.Radio(list(METHODS), value="slerp", label="Path", elem_id="interp-method")
-                fps = gr.Slider(2, 30, value=10, step=1, label="GIF frames per second", elem_id="interp-fps")
-            truncation = gr.Slider(
+                ui.method = gr.Radio(list(METHODS), value="slerp", label="Path", elem_id="interp-method")
+                ui.fps = gr.Slider(
+                    2, 30, value=10, step=1, label="GIF frames per second", elem_id="interp-fps"
+                )
+            ui.truncation = gr.Slider(
                 0.1, 1.5, value=1.0, step=0.05, label="Truncation", elem_id="interp-truncation"
             )
-            go_btn = gr.Button("Interpolate", variant="primary", elem_id="interp-run")
+            ui.go = gr.Button("Interpolate", variant="primary", elem_id="interp-run")
             gr.Markdown(
                 "MP4 export is available."
                 if mp4_available()
@@ -54,59 +89,35 @@ def build(studio, picker) -> None:
                 elem_id="interp-mp4-note",
             )
         with gr.Column(scale=7, elem_classes="gs-card"):
-            strip = gr.Image(
+            ui.strip = gr.Image(
                 label="Filmstrip", type="pil", format="png", interactive=False, elem_id="interp-filmstrip"
             )
             with gr.Row():
-                gif = gr.Image(
+                ui.gif = gr.Image(
                     label="Animated GIF", type="filepath", interactive=False, elem_id="interp-gif", height=300
                 )
-                files = gr.File(label="Downloads", file_count="multiple", elem_id="interp-download")
+                ui.files = gr.File(label="Downloads", file_count="multiple", elem_id="interp-download")
+    return ui
 
-    picker.on_run_change(
-        lambda entry: (
-            gr.update(
-                choices=list(entry.class_names) if entry else [],
-                value=entry.class_names[0] if entry else None,
-            ),
-            gr.update(choices=[SAME_CLASS, *(entry.class_names if entry else [])], value=SAME_CLASS),
-        ),
-        [class_a, class_b],
+
+# ------------------------------------------------------------------------------------------------ wiring
+
+
+def _class_choices(entry):
+    """The run's classes as start classes, and 'same as start' or any class as end classes."""
+    classes = list(entry.class_names) if entry else []
+    return (
+        gr.update(choices=classes, value=classes[0] if classes else None),
+        gr.update(choices=[SAME_CLASS, *classes], value=SAME_CLASS),
     )
 
-    @user_errors
-    def run(run_id, ca, sa, cb, sb, n_frames, how, speed, trunc, progress=PROGRESS):
-        entry = require_generator(studio, run_id)
-        if ca not in entry.class_names:
-            raise gr.Error(f"Pick a start class of '{entry.id}'.")
-        a = entry.class_names.index(ca)
-        b = entry.class_names.index(cb) if cb and cb != SAME_CLASS else None
-        if cb and cb != SAME_CLASS and cb not in entry.class_names:
-            raise gr.Error(f"'{cb}' is not a class of '{entry.id}'.")
-        progress(0.1, desc="generating frames")
-        with studio.registry.use_generator(entry.id) as loaded:
-            images = render_frames(
-                loaded.model,
-                int(sa),
-                int(sb),
-                a,
-                b,
-                frames=int(n_frames),
-                method=how,
-                truncation=float(trunc),
-            )
-        progress(0.6, desc="writing the animation")
-        out = studio.scratch_dir("interp")
-        stem = safe_name(f"{entry.id}-{ca}{sa}-to-{cb if b is not None else ca}{sb}-{how}")
-        gif_path = write_gif(images, out / f"{stem}.gif", fps=float(speed))
-        downloads = [str(gif_path)]
-        if mp4_available():
-            downloads.append(str(write_mp4(images, out / f"{stem}.mp4", fps=float(speed))))
-        return filmstrip(images, max_columns=6), str(gif_path), downloads
 
-    go_btn.click(
-        run,
-        [picker.run, class_a, seed_a, class_b, seed_b, frames, method, fps, truncation],
-        [strip, gif, files],
-        api_name="interpolate",
-    )
+def _wire(studio, ui: SimpleNamespace, picker) -> None:
+    picker.on_run_change(_class_choices, [ui.class_a, ui.class_b])
+    inputs = [picker.run, ui.class_a, ui.seed_a, ui.class_b, ui.seed_b, ui.frames, ui.method, ui.fps,
+              ui.truncation]  # fmt: skip
+    ui.go.click(handler(interpolate, studio), inputs, [ui.strip, ui.gif, ui.files], api_name="interpolate")
+
+
+def build(studio, picker) -> None:
+    _wire(studio, _layout(), picker)
