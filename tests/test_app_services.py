@@ -20,10 +20,10 @@ from gan_studio.app.gradcam import CAM_METHODS, compute_cams, target_layer
 from gan_studio.app.interpolation import filmstrip, interpolate, render_frames, slerp, write_gif
 from gan_studio.app.jobs import JobRunner, read_tail, tqdm_progress
 from gan_studio.app.real_data import RealDataCache, real_gallery_items, real_grid
+from gan_studio.app.registry import GENERATOR, ModelRegistry
 from gan_studio.app.training_manager import TrainingManager, TrainOptions, loss_figure, sanitize_run_name
 from gan_studio.data import DatasetError
 from gan_studio.evaluation import EvaluatorClassifier
-from gan_studio.registry import GENERATOR, ModelRegistry
 from gan_studio.sampling import SAMPLES_SCHEMA, generate, upgrade_manifest
 from tests.app_support import tiny_evaluator
 
@@ -444,7 +444,7 @@ def test_real_data_warm_up_decodes_the_default_generators_split(tmp_path, tiny_r
 
 def test_model_line_shows_headline_metrics_without_misleading_rounding(tmp_path):
     from gan_studio.app.common import entry_markdown
-    from gan_studio.registry import ModelEntry
+    from gan_studio.app.registry import ModelEntry
 
     entry = ModelEntry(
         id="vise-parts",

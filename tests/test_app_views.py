@@ -23,12 +23,12 @@ from gan_studio.app.common import (
     upscaled,
 )
 from gan_studio.app.interpolation import FILMSTRIP_FRAME, filmstrip
+from gan_studio.app.registry import EVALUATOR, GENERATOR, ModelRegistry
 from gan_studio.app.tabs import train
 from gan_studio.app.training_manager import TrainingManager, comparison_figure, default_recipe, logged_cas
 from gan_studio.app.ui import opening_tab
 from gan_studio.data import DatasetError
 from gan_studio.evaluation.commands import _resolution_warnings
-from gan_studio.registry import EVALUATOR, GENERATOR, ModelRegistry
 from gan_studio.training.recipes import builtin_recipes
 from gan_studio.training.run_folder import RunFolder
 from gan_studio.training.samples import RECONSTRUCTION_TILE

@@ -9,8 +9,8 @@ from pathlib import Path
 from gan_studio.app.common import entry_markdown
 from gan_studio.app.evaluation_jobs import EvaluationService, history_choices, history_rows
 from gan_studio.app.jobs import JobRunner
+from gan_studio.app.registry import GENERATOR, discover
 from gan_studio.metrics import history
-from gan_studio.registry import GENERATOR, discover
 from gan_studio.utils.atomic import write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from gan_studio.app.registry import EVALUATOR, GENERATOR, ModelRegistry
 from gan_studio.hub import HubError, pull_run, push_run
 from gan_studio.packaging import package_run
-from gan_studio.registry import EVALUATOR, GENERATOR, ModelRegistry
 from gan_studio.sampling import generate, load_generator
 from tests.app_support import tiny_evaluator
 

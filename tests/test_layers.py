@@ -25,7 +25,6 @@ LAYERS = {
     "hub": 3,
     "evaluation": 3,
     "study": 3,
-    "registry": 4,
     "app": 4,
     "cli": 4,
     "commands": 4,

@@ -9,7 +9,7 @@ import threading
 import pytest
 import torch
 
-from gan_studio.registry import EVALUATOR, GENERATOR, ModelRegistry, discover
+from gan_studio.app.registry import EVALUATOR, GENERATOR, ModelRegistry, discover
 from gan_studio.training import checkpoint as ckpt
 from tests.app_support import tiny_evaluator
 

@@ -11,9 +11,9 @@ import gradio as gr
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from gan_studio.app.registry import EVALUATOR, GENERATOR, ModelEntry
 from gan_studio.data import DatasetError
 from gan_studio.metrics.history import sample_size
-from gan_studio.registry import EVALUATOR, GENERATOR, ModelEntry
 from gan_studio.training.checkpoint import CheckpointError
 from gan_studio.utils.numbers import MAX_COUNT, MAX_SEED
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from gan_studio.app.jobs import Job, JobRunner, cli_command, tqdm_progress
 from gan_studio.app.real_data import dataset_of
+from gan_studio.app.registry import ModelEntry
 from gan_studio.metrics import history
 from gan_studio.metrics.history import Evaluation
 from gan_studio.metrics.report import PER_CLASS_COLUMNS, format_value
-from gan_studio.registry import ModelEntry
 from gan_studio.sampling import safe_name
 from gan_studio.utils import limits
 from gan_studio.utils.progress import describe

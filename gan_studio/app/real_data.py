@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gan_studio.app.registry import LoadedModel, ModelEntry
 from gan_studio.data import DatasetError, LabeledImages, load_labeled_images, load_split
 from gan_studio.metrics.report import SAMPLES_PER_CLASS_IN_GRID
-from gan_studio.registry import LoadedModel, ModelEntry
 from gan_studio.sampling import safe_name
 from gan_studio.side_by_side import first_per_class
 from gan_studio.training.run_folder import RunFolder

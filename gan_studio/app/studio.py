@@ -30,10 +30,10 @@ from gan_studio.app.curation import CurationStores
 from gan_studio.app.embeddings import EmbeddingCache
 from gan_studio.app.jobs import JobRunner
 from gan_studio.app.real_data import RealDataCache
+from gan_studio.app.registry import ModelRegistry
 from gan_studio.app.training_manager import TrainingManager
 from gan_studio.data import zip_cache
 from gan_studio.data.common import cache_root
-from gan_studio.registry import ModelRegistry
 from gan_studio.utils import limits
 
 SCRATCH_MAX_AGE_S = 24 * 3600
@@ -115,7 +115,7 @@ class Studio:
 
     def warm_up_models(self) -> None:
         """Load the generator the picker offers first, and its evaluator: the Sample tab's first click."""
-        from gan_studio.registry import EVALUATOR, GENERATOR
+        from gan_studio.app.registry import EVALUATOR, GENERATOR
 
         ready = [entry for entry in self.registry.generators() if entry.loadable]
         if not ready:

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gan_studio.app.jobs import Job, JobRunner, cli_command, read_tail
+from gan_studio.app.registry import metrics_file
 from gan_studio.data import DatasetError, ValidationReport, resolve_dataset_source, scan_image_folder
-from gan_studio.registry import metrics_file
 from gan_studio.training import checkpoint as ckpt
 from gan_studio.training import run_files, run_lock
 from gan_studio.training.config import TrainConfig, config_problems

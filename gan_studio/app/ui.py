@@ -13,9 +13,9 @@ import gradio as gr
 
 from gan_studio.app import gradio_cache
 from gan_studio.app.common import NO_RUN, entry_markdown
+from gan_studio.app.registry import EVALUATOR, GENERATOR, ModelEntry
 from gan_studio.app.studio import Studio
 from gan_studio.app.tabs import curate, embeddings, evaluate, gradcam, interpolate, sample, train
-from gan_studio.registry import EVALUATOR, GENERATOR, ModelEntry
 from gan_studio.utils import limits
 
 TITLE = "GAN Studio"

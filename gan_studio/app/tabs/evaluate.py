@@ -28,10 +28,10 @@ from gan_studio.app.evaluation_jobs import (
     read_metrics,
 )
 from gan_studio.app.real_data import RealDataCache, real_grid
+from gan_studio.app.registry import ModelRegistry
 from gan_studio.evaluation.augment_bench.arms import ARM_KINDS
 from gan_studio.metrics import list_metrics
 from gan_studio.models.classifier import ARCHITECTURES
-from gan_studio.registry import ModelRegistry
 from gan_studio.utils.numbers import MAX_COUNT
 
 # The command line's ranges (evaluate --n-per-class, augment-bench / study --seeds, study --budget-hours).

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from gan_studio.app.common import COUNT_BOUNDS, PROGRESS, for_display, handler, user_errors
+from gan_studio.app.registry import GENERATOR, ModelRegistry
 from gan_studio.app.training_manager import (
     CUSTOM,
     DEMO,
@@ -32,7 +33,6 @@ from gan_studio.app.training_manager import (
     validate_dataset,
 )
 from gan_studio.data import DatasetError
-from gan_studio.registry import GENERATOR, ModelRegistry
 from gan_studio.training.config import TrainConfig
 from gan_studio.training.recipes import builtin_recipes, load_recipe
 from gan_studio.training.run_folder import RunFolder
