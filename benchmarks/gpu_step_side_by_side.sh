@@ -17,7 +17,7 @@ STEPS=${STEPS:-30}
 LIMIT=${LIMIT:-240}  # seconds per measurement (a compile included)
 mkdir -p "$OUT"
 RESULTS="$OUT/results.jsonl"
-export PYTHONUNBUFFERED=1
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # the benchmarks import gan_studio from here
 
 measure() {  # name command... : run it, sample the GPU's utilisation, append its JSON line
     local name=$1; shift
