@@ -12,6 +12,7 @@ import json
 import math
 import os
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -164,6 +165,36 @@ def test_background_jobs_are_counted_and_one_over_the_limit_is_refused(monkeypat
         runner.check_capacity()  # a finished job no longer counts
     finally:
         runner.stop_all()
+
+
+def test_a_trainer_left_running_by_an_earlier_app_process_counts_against_the_limit(monkeypatch, tmp_path):
+    """After an app restart the new process did not start the old trainer, but it still runs (it
+    holds its run folder's lock), so it takes a place: the Space never runs more than allowed."""
+    runs = tmp_path / "runs"
+    holder_code = (
+        "import sys, time; from gan_studio.training import run_lock; "
+        "lock = run_lock.hold(sys.argv[1], 'gan_studio train --out old'); print('held', flush=True); time.sleep(120)"
+    )
+    old = subprocess.Popen(
+        [sys.executable, "-c", holder_code, str(runs / "old")], stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )  # fmt: skip
+    runner = JobRunner()
+    manager = TrainingManager(runs, runner)
+    runner.outside = manager.trainers_elsewhere
+    try:
+        assert old.stdout.readline().strip() == "held"
+        monkeypatch.setenv("GAN_STUDIO_MAX_TRAININGS", "1")
+        with pytest.raises(limits.LimitExceeded, match=rf"1 running: train old \(process {old.pid}\)"):
+            manager.start("demo", "second", TrainOptions(steps=10))
+        assert not (runs / "second").exists()
+        monkeypatch.setenv("GAN_STUDIO_MAX_TRAININGS", "2")
+        runner.check_capacity()  # one of two places taken
+    finally:
+        old.kill()
+        old.wait()
+    monkeypatch.setenv("GAN_STUDIO_MAX_TRAININGS", "1")
+    runner.check_capacity()  # its process is gone: its stale lock no longer counts
 
 
 # -- uploads, extraction, the zip cache --------------------------------------------------------------

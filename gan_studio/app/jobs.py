@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,6 +103,9 @@ class JobRunner:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
+        # Labels of jobs running outside this app process that count against the limit too (the
+        # trainers an earlier app process left running: ``TrainingManager.trainers_elsewhere``).
+        self.outside: Callable[[set[int]], list[str]] = lambda own_pids: []
 
     def check_capacity(self) -> None:
         """Refuse one more job when ``GAN_STUDIO_MAX_TRAININGS`` of them run already."""
@@ -110,9 +114,10 @@ class JobRunner:
 
     def _check_capacity(self) -> None:
         running = [job for job in self._jobs.values() if job.running]
-        names = ", ".join(job_label(job.name) for job in running)
-        asked = f"One more background job ({len(running)} running: {names})"
-        message = limits.exceeded("trainings", len(running) + 1, asked)
+        labels = [job_label(job.name) for job in running]
+        labels += self.outside({job.pid for job in running})
+        asked = f"One more background job ({len(labels)} running: {', '.join(labels)})"
+        message = limits.exceeded("trainings", len(labels) + 1, asked)
         if message:
             raise limits.LimitExceeded(f"{message} Wait for one to finish, or stop it, and try again.")
 

@@ -172,11 +172,13 @@ def create_studio(
         [*dirs, workdir / "runs", workdir / "evaluators"], device=device, memory_budget_mb=memory_budget_mb
     )
     jobs = JobRunner()
+    training = TrainingManager(workdir / "runs", jobs)
+    jobs.outside = training.trainers_elsewhere  # trainers an earlier app process left running count too
     studio = Studio(
         workdir=workdir,
         registry=registry,
         jobs=jobs,
-        training=TrainingManager(workdir / "runs", jobs),
+        training=training,
         real_data=RealDataCache(default_data),
         embeddings=EmbeddingCache(),
         curation=CurationStores(workdir / "curation"),

@@ -269,6 +269,16 @@ class TrainingManager:
         self.runs_dir = Path(runs_dir)
         self.jobs = jobs or JobRunner()
 
+    def trainers_elsewhere(self, own_pids: set[int]) -> list[str]:
+        """'train NAME (process PID)' for each run under ``runs_dir`` whose trainer is alive but was
+        not started by this app process (one an earlier app process left running, or a CLI run)."""
+        found = []
+        for lock in sorted(self.runs_dir.glob(f"*/{run_lock.LOCK_FILE}")):
+            holder = run_lock.live_holder(lock.parent)
+            if holder is not None and holder.pid not in own_pids:
+                found.append(f"train {lock.parent.name} (process {holder.pid})")
+        return found
+
     def _job_name(self, run_dir: Path) -> str:
         return f"train:{Path(run_dir).resolve()}"
 
