@@ -267,7 +267,19 @@ def overview_rows(metrics: dict) -> list[list[str]]:
     return _overview_rows(metrics.get("metrics", {}))
 
 
+# The per-class table shares the results column with others: its one-word headers are its widest cells, so the
+# longest are shortened here (the overview above names each metric in full; report.md keeps the long headers).
+SHORT_HEADERS = {
+    "confidence": "conf.",
+    "precision": "prec.",
+    "diversity": "div.",
+    "diversity real": "div. real",
+    "C2ST real vs real": "C2ST real",
+}
+
+
 def per_class_rows(metrics: dict, class_names: list[str]) -> tuple[list[str], list[list[str]]]:
+    """The report's per-class columns, under headers short enough for the table to fit a 1280 px window."""
     results = metrics.get("metrics", {})
     columns = [c for c in PER_CLASS_COLUMNS if c[1] in results]
     rows = []
@@ -277,7 +289,7 @@ def per_class_rows(metrics: dict, class_names: list[str]) -> tuple[list[str], li
             value = results.get(metric, {}).get("per_class", {}).get(name, {}).get(key)
             row.append(format_value(value, percent=percent))
         rows.append(row)
-    return ["class", *[c[0] for c in columns]], rows
+    return ["class", *[SHORT_HEADERS.get(c[0], c[0]) for c in columns]], rows
 
 
 HISTORY_HEADERS = [

@@ -65,6 +65,22 @@ CSS = """
 .gs-progress[data-state="failed"] .gs-progress-bar { background: #dc2626; }
 .gs-progress[data-state="finished"] .gs-progress-bar { background: #16a34a; }
 footer { display: none !important; }
+/* Layout fixes for Gradio's own components, prefixed with .gradio-container to outrank their scoped styles.
+   Dropdowns: the arrow takes its own room beside the text (it floated over the text's end), and text too long
+   for the box ends in an ellipsis. */
+.gradio-container .secondary-wrap > .icon-wrap { position: static; transform: none; flex: none; }
+.gradio-container .secondary-wrap > input[role="combobox"] { text-overflow: ellipsis; }
+/* Sliders: in a narrow column the track narrows, instead of pushing the max label out of the box. */
+.gradio-container .slider_input_container input[type="range"] { min-width: 0; }
+.gradio-container .slider_input_container > :is(.min_value, .max_value) { flex: none; }
+/* Labels of galleries, images, plots and files sit above their content, not over its first row or toolbar. */
+.gradio-container label[data-testid="block-label"].float { position: static; }
+/* Tables: headers wrap between words, and the hidden row Gradio sizes columns with loses the padding its cells
+   already have (it made every column 16 px too wide); tables of 10 columns or more use a smaller font. */
+.gradio-container .header-table .header-cell span.header { white-space: normal; }
+.gradio-container .header-table .sizing-body td { padding: 0; }
+.gradio-container .table-wrap:has(.header-cell:nth-child(10)) :is(.header-table, .virtual-row) { font-size: 12px; }
+.gradio-container .table-wrap:has(.header-cell:nth-child(10)) .cell-wrap { padding: 6px; }
 """
 
 
@@ -183,12 +199,12 @@ def build_app(studio: Studio) -> gr.Blocks:
     # delete_cache: every hour, drop served copies older than a day (a long-running Space would fill its disk)
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
         gr.HTML(_header(studio))
-        with gr.Row(elem_id="gs-picker", equal_height=True):
+        with gr.Row(elem_id="gs-picker", equal_height=True):  # halves: evaluator labels are as long as runs'
             run_dd = gr.Dropdown(
-                [], label="Run (generator)", allow_custom_value=True, elem_id="picker-run", scale=5
+                [], label="Run (generator)", allow_custom_value=True, elem_id="picker-run", scale=4
             )
             eval_dd = gr.Dropdown(
-                [], label="Evaluator", allow_custom_value=True, elem_id="picker-evaluator", scale=3
+                [], label="Evaluator", allow_custom_value=True, elem_id="picker-evaluator", scale=4
             )
             refresh = gr.Button("↻ Refresh", elem_id="picker-refresh", scale=0, min_width=110)
         info = gr.Markdown(elem_id="picker-info")

@@ -321,11 +321,12 @@ def _evaluator_and_metrics(ui: SimpleNamespace) -> None:
         "A classifier trained on the run's real *train* split; every metric is measured in its features."
     )
     with gr.Row():
+        # Twice the steps' width: the longest name, mobilenet_v3_small, shows in full beside the arrow.
         ui.arch = gr.Dropdown(
-            list(ARCHITECTURES), value=ARCHITECTURES[0], label="Architecture", elem_id="eval-arch"
+            list(ARCHITECTURES), value=ARCHITECTURES[0], label="Architecture", elem_id="eval-arch", scale=2
         )
         ui.eval_steps = gr.Number(
-            value=1000, precision=0, **COUNT_BOUNDS, label="Steps", elem_id="eval-train-steps"
+            value=1000, precision=0, **COUNT_BOUNDS, label="Steps", elem_id="eval-train-steps", min_width=100
         )
     ui.train = gr.Button("Train evaluator", elem_id="eval-train")
     gr.Markdown("### 2 · Metrics")
