@@ -58,8 +58,8 @@ def _layout() -> SimpleNamespace:
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, elem_classes="gs-card"):
             with gr.Row():
-                ui.class_a = gr.Dropdown(
-                    [], label="Start class", allow_custom_value=True, elem_id="interp-class-a"
+                ui.class_a = gr.Dropdown(  # twice the seed's width: "(same as start)" shows in full
+                    [], label="Start class", allow_custom_value=True, elem_id="interp-class-a", scale=2
                 )
                 ui.seed_a = gr.Number(
                     value=0, precision=0, **SEED_BOUNDS, label="Start seed", elem_id="interp-seed-a"
@@ -67,7 +67,7 @@ def _layout() -> SimpleNamespace:
             with gr.Row():
                 ui.class_b = gr.Dropdown(
                     [SAME_CLASS], value=SAME_CLASS, label="End class", allow_custom_value=True,
-                    elem_id="interp-class-b",
+                    elem_id="interp-class-b", scale=2,
                 )  # fmt: skip
                 ui.seed_b = gr.Number(
                     value=1, precision=0, **SEED_BOUNDS, label="End seed", elem_id="interp-seed-b"
