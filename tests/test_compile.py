@@ -11,6 +11,8 @@ with inductor's generated kernels, on the smallest networks.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -78,6 +80,11 @@ def test_compiled_capture_follows_eager(demo_dir, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("GAN_STUDIO_TEST_INDUCTOR") != "1",
+    reason="inductor's cold C++ compile takes 5-15 min on 2 cores (over the suite's budget); "
+    "GAN_STUDIO_TEST_INDUCTOR=1 runs it (the capture test above runs always)",
+)
 @pytest.mark.timeout(3600)  # inductor builds some hundred C++ kernels with the system compiler
 def test_compiled_step_follows_eager(demo_dir, tmp_path):
     """--compile on with inductor (fused C++ kernels; random draws from torch's generators)."""
