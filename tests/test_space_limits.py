@@ -126,6 +126,26 @@ def test_training_requests_over_a_limit_are_refused_naming_the_variable(monkeypa
         service.augment_bench(None, None, arms=["real"], steps=600)
 
 
+def test_a_study_from_the_app_is_held_to_a_budget(monkeypatch, tmp_path):
+    """A study is seeds x arms fits to convergence: on a Space its length is bounded by its budget,
+    which the app sets when none was asked for and refuses above the limit."""
+    service = EvaluationService(JobRunner(), tmp_path)
+    started = []
+    monkeypatch.setattr(service, "_data_args", lambda generator: ([], None))
+    monkeypatch.setattr(service, "study_dir", lambda generator: tmp_path / "study")
+    monkeypatch.setattr(service, "_start", lambda kind, generator, argv, out: started.append(argv))
+    _env(monkeypatch, **SPACE)
+    with pytest.raises(
+        limits.LimitExceeded, match=r"A study budget of 5 h .* at most 2 h .* GAN_STUDIO_MAX_STUDY_HOURS"
+    ):
+        service.study(SimpleNamespace(path="gen"), budget_hours=5)
+    service.study(SimpleNamespace(path="gen"))
+    assert float(started[-1][started[-1].index("--budget-hours") + 1]) == 2.0
+    monkeypatch.delenv(limits.PROFILE_ENV)
+    service.study(SimpleNamespace(path="gen"))  # a local app: no budget unless one is asked for or set
+    assert "--budget-hours" not in started[-1]
+
+
 def test_a_resume_is_held_to_the_limits_too(monkeypatch, tmp_path):
     """A run made elsewhere with a batch of 64 does not resume on a Space that allows 32."""
     run_dir = tmp_path / "runs" / "big"

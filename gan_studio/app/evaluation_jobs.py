@@ -225,6 +225,13 @@ class EvaluationService:
             raise ValueError("A study needs at least one seed (three for a verdict that holds).")
         if budget_hours is not None and budget_hours <= 0:
             raise ValueError("The budget must be a positive number of hours (or empty for no budget).")
+        # A study's length is its budget: held to the server's limit, which is also the budget of one
+        # asked for without any (seeds x arms fits to convergence could otherwise run for a day).
+        if budget_hours is None:
+            if limits.is_set("study_hours"):
+                budget_hours = limits.value("study_hours")
+        else:
+            limits.refuse_above("study_hours", budget_hours, f"A study budget of {budget_hours:g} h")
         data_args, _ = self._data_args(generator)
         out = self.study_dir(generator)
         argv = cli_command(

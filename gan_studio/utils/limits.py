@@ -71,6 +71,10 @@ LIMITS: dict[str, Limit] = {
         "GAN_STUDIO_MAX_IMAGE_PIXELS", "pixels per decoded image (width x height)",
         space=40_000_000, local=PILLOW_BOMB_PIXELS, minimum=1, maximum=PILLOW_BOMB_PIXELS,
     ),
+    "study_hours": Limit(
+        "GAN_STUDIO_MAX_STUDY_HOURS", "of classifier training per study (its --budget-hours)",
+        space=2, local=1000, minimum=0.01, maximum=10**4, integer=False, unit="h",
+    ),
     "zip_cache_mb": Limit(
         "GAN_STUDIO_ZIP_CACHE_MB", "of extracted dataset .zips kept in the cache",
         space=2048, local=20480, minimum=0, maximum=10**7, integer=False, unit="MB",
@@ -112,6 +116,12 @@ def value(name: str) -> float:
             f"{limit.format(limit.space)} on a Space, {limit.format(limit.local)} elsewhere."
         )
     return number
+
+
+def is_set(name: str) -> bool:
+    """Whether the limit binds here: a Space, or its environment variable set (elsewhere the
+    defaults are a machine's own bounds, not a decision of whoever runs it)."""
+    return space_profile() or bool(os.environ.get(LIMITS[name].env, "").strip())
 
 
 def check_all() -> dict[str, float]:
