@@ -217,6 +217,35 @@ def test_a_trainer_left_running_by_an_earlier_app_process_counts_against_the_lim
     runner.check_capacity()  # its process is gone: its stale lock no longer counts
 
 
+def test_served_outputs_keep_their_budget_oldest_first_never_a_fresh_one(monkeypatch, tmp_path):
+    """Sample zips, GIFs and curated exports pile up on a shared server: past GAN_STUDIO_MAX_OUTPUT_MB
+    the oldest go, but never one made in the last ten minutes (its download may still run)."""
+    from gan_studio.app.studio import OUTPUT_GRACE_S, Studio
+
+    studio = Studio(tmp_path, *([None] * 6))
+    now = time.time()
+    made = []
+    for i, (kind, age_s) in enumerate(
+        [("scratch", 5000), ("exports", 4000), ("scratch", 3000), ("exports", 60)]
+    ):
+        if kind == "scratch":
+            path = studio.path("scratch") / f"sample-{i}"
+            path.mkdir()
+            (path / "images.zip").write_bytes(b"x" * 400_000)
+        else:
+            path = studio.path("exports") / f"run-curated-{i}.zip"
+            path.write_bytes(b"x" * 400_000)
+        os.utime(path, (now - age_s, now - age_s))
+        made.append(path)
+    _env(monkeypatch, GAN_STUDIO_MAX_OUTPUT_MB=0.8)  # 838,861 bytes: room for two of the four
+    assert studio.prune_outputs() == made[:2] and all(p.exists() for p in made[2:])
+    _env(monkeypatch, GAN_STUDIO_MAX_OUTPUT_MB=0)
+    assert studio.prune_outputs() == [made[2]] and made[3].exists()  # too young to go, even over budget
+    assert 60 < OUTPUT_GRACE_S
+    fresh = studio.scratch_dir("interp")  # a new request prunes first, then gets its own folder
+    assert fresh.is_dir() and fresh.parent == studio.path("scratch")
+
+
 # -- uploads, extraction, the zip cache --------------------------------------------------------------
 
 

@@ -12,7 +12,8 @@ Workspace layout (``--workdir``, default ./studio)::
     evaluations/   reports of generators that are not app runs (e.g. a shipped package)
     evaluators/    evaluators trained for generators that are not app runs
     uploads/       uploaded dataset .zips (content-addressed)
-    scratch/       per-request outputs (sample zips, GIFs), pruned after a day
+    scratch/       per-request outputs (sample zips, GIFs), pruned after a day and, with exports/,
+                   to GAN_STUDIO_MAX_OUTPUT_MB
 """
 
 from __future__ import annotations
@@ -37,7 +38,25 @@ from gan_studio.data.common import cache_root
 from gan_studio.utils import limits
 
 SCRATCH_MAX_AGE_S = 24 * 3600
+OUTPUT_GRACE_S = 600  # an output this young may still be downloading: never pruned for size
 log = logging.getLogger(__name__)
+
+
+def _size(path: Path) -> int:
+    """Bytes of a file, or of the files under a folder (0 for what vanished meanwhile)."""
+    try:
+        if path.is_dir():
+            return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 @dataclass
@@ -65,8 +84,31 @@ class Studio:
         return folder
 
     def scratch_dir(self, prefix: str) -> Path:
-        """A fresh folder for one request's output files."""
+        """A fresh folder for one request's output files (older outputs pruned to their budget first)."""
+        self.prune_outputs()
         return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=self.path("scratch")))
+
+    def prune_outputs(self) -> list[Path]:
+        """Keep the served outputs (``scratch/`` folders and ``exports/`` zips) within
+        ``GAN_STUDIO_MAX_OUTPUT_MB``: the oldest go first, never one made in the last
+        ``OUTPUT_GRACE_S`` (its download may still run). Returns what was removed."""
+        budget = limits.value("output_mb") * 2**20
+        entries = [p for name in ("scratch", "exports") for p in self.path(name).iterdir()]
+        sized = sorted(((_mtime(p), _size(p), p) for p in entries), key=lambda item: item[0])
+        total = sum(size for _, size, _ in sized)
+        removed, young = [], time.time() - OUTPUT_GRACE_S
+        for mtime, size, entry in sized:
+            if total <= budget or mtime > young:
+                break
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            total -= size
+            removed.append(entry)
+        if removed:
+            log.info("outputs over GAN_STUDIO_MAX_OUTPUT_MB: removed the %d oldest", len(removed))
+        return removed
 
     def prune_scratch(self, max_age_s: float = SCRATCH_MAX_AGE_S) -> None:
         cutoff = time.time() - max_age_s

@@ -75,6 +75,10 @@ LIMITS: dict[str, Limit] = {
         "GAN_STUDIO_MAX_STUDY_HOURS", "of classifier training per study (its --budget-hours)",
         space=2, local=1000, minimum=0.01, maximum=10**4, integer=False, unit="h",
     ),
+    "output_mb": Limit(
+        "GAN_STUDIO_MAX_OUTPUT_MB", "of served outputs kept (sample zips, GIFs, curated exports)",
+        space=2048, local=20480, minimum=0, maximum=10**7, integer=False, unit="MB",
+    ),
     "zip_cache_mb": Limit(
         "GAN_STUDIO_ZIP_CACHE_MB", "of extracted dataset .zips kept in the cache",
         space=2048, local=20480, minimum=0, maximum=10**7, integer=False, unit="MB",

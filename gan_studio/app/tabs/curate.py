@@ -307,6 +307,7 @@ class _Curate:
             split = self.studio.real_data.get(entry)
             real = {"real_root": split.root, "real_records": split.train.records, "real_fit": split.fit}
         progress(0.4, desc="writing the .zip")
+        self.studio.prune_outputs()  # older outputs make room within GAN_STUDIO_MAX_OUTPUT_MB
         # Unique: clients exporting the same run in the same second must not write one file.
         stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(6)}"
         name = f"{safe_name(entry.id.replace('/', '__'))}-curated-{stamp}.zip"
