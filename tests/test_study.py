@@ -341,3 +341,30 @@ def test_learning_means_beating_chance_by_more_than_luck():
     assert learning_threshold(torch.tensor([0, 0, 0, 1])) == pytest.approx(
         0.75 + 2 * (0.75 * 0.25 / 4) ** 0.5
     )
+
+
+def test_a_help_over_a_baseline_that_did_not_learn_or_among_many_comparisons_says_so():
+    from gan_studio.study.report import headline, summarize
+
+    arms = [
+        a.to_dict()
+        for a in select_arms(default_arms((1.25,)), "real+syn_filtered@1.25,real+classic+syn_filtered@1.25")
+    ]
+    accuracy = {  # per seed: +5, +11, +8 over a baseline near chance; noise against real+classic
+        "real": [0.14, 0.12, 0.15], "real+syn_filtered@1.25": [0.19, 0.23, 0.23],
+        "real+classic": [0.55, 0.52, 0.57], "real+classic+syn_filtered@1.25": [0.54, 0.55, 0.56],
+    }  # fmt: skip
+    rows = [
+        {"arm": a, "seed": s, "accuracy": v, "n_synthetic": 0, "steps": 100, "stopped_by": "patience",
+         "quota_met": True, "learned": not (a == "real" and s == 1)}
+        for a, values in accuracy.items() for s, v in enumerate(values)
+    ]  # fmt: skip
+    summary, comparisons = summarize({"arms": arms, "rows": rows})
+    helped = next(c for c in comparisons if c["arm"] == "real+syn_filtered@1.25")
+    assert helped["verdict"] == "helps" and helped["family_confidence"] == pytest.approx(0.975)
+    text = headline(comparisons, summary)
+    assert text.startswith("**Synthetic images help**: real+syn_filtered@1.25 beats real")
+    assert "did not learn in 1 of 3 seeds" in text
+    # 95%: [+0.5, +15.5]; over two comparisons the 97.5% interval reaches below zero.
+    assert helped["low"] > 0 and helped["family_verdict"] == "no detectable effect"
+    assert "does not hold at the corrected level (97.5% interval)" in text

@@ -146,6 +146,6 @@ def run_study_command(args) -> int:
     except StudyStopped as stopped:
         print(f"stopped: {stopped}", file=sys.stderr)
         return 130
-    print(headline(doc["comparisons"]).replace("**", ""))
+    print(headline(doc["comparisons"], doc.get("summary")).replace("**", ""))
     print(f"report: {args.out}/report.md")
     return 0

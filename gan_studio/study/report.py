@@ -87,6 +87,15 @@ def summarize(doc: dict) -> tuple[list[dict], list[dict]]:
                     **paired_difference(accuracy, reference_accuracy),
                 }
             )
+    # Several comparisons at 95% each: about one in twenty reads 'helps' or 'hurts' by chance alone.
+    # Each also says whether it holds at the Bonferroni level over the comparisons with a baseline.
+    tested = [c for c in comparisons if c["kind"] == "vs baseline" and c["low"] is not None]
+    confidence = 1 - 0.05 / max(1, len(tested))
+    for c in tested:
+        strict = paired_difference(
+            dict(zip(c["seeds"], c["differences"], strict=True)), dict.fromkeys(c["seeds"], 0.0), confidence
+        )
+        c["family_confidence"], c["family_verdict"] = confidence, strict["verdict"]
     return summary, comparisons
 
 
@@ -100,8 +109,9 @@ def _interval(c: dict) -> str:
     return f"[{_pct(c['low'], True)}, {_pct(c['high'], True)}]"
 
 
-def headline(comparisons: list[dict]) -> str:
-    """One sentence: the answer to 'does it help?' so far."""
+def headline(comparisons: list[dict], summary: list[dict] | None = None) -> str:
+    """One sentence: the answer to 'does it help?' so far, with what weakens a 'helps': a baseline
+    that did not learn, and a gain that does not survive the number of comparisons made."""
     baseline = [c for c in comparisons if c["kind"] == "vs baseline"]
     if not baseline:
         return "No synthetic arm has results yet."
@@ -109,11 +119,24 @@ def headline(comparisons: list[dict]) -> str:
     hurts = [c for c in baseline if c["verdict"] == "hurts"]
     if helps:
         best = max(helps, key=lambda c: c["low"])
-        return (
+        text = (
             f"**Synthetic images help**: {best['arm']} beats {best['reference']} by {_pct(best['mean'], True)} "
             f"points (95% CI {_interval(best)}, {best['n']} seeds); {len(helps)} of {len(baseline)} comparisons "
             "with a baseline say 'helps'."
         )
+        if len(baseline) > 1 and best.get("family_verdict") != "helps":
+            text += (
+                f" With {len(baseline)} comparisons, about {0.05 * len(baseline):.1f} would say 'helps' or 'hurts' "
+                f"by chance alone; this one does not hold at the corrected level "
+                f"({best['family_confidence'] * 100:.1f}% interval)."
+            )
+        reference = next((s for s in summary or [] if s["arm"] == best["reference"]), None)
+        if reference and reference.get("not_learned"):
+            text += (
+                f" Its baseline {best['reference']} did not learn in {reference['not_learned']} of "
+                f"{reference['n_seeds']} seeds (validation at chance): the gain is over a classifier that failed."
+            )
+        return text
     tested = [c for c in baseline if c["low"] is not None]
     if not tested:
         return "Too few seeds to tell yet: every comparison needs at least 2 seeds of both arms."
@@ -134,7 +157,7 @@ def report_markdown(doc: dict, summary: list[dict], comparisons: list[dict], not
     lines = [
         "# Does it help? Augmentation study",
         "",
-        headline(comparisons),
+        headline(comparisons, summary),
         "",
         f"- data: `{setup['data']}`; GAN: {setup['gan']} (step {setup['generator_step']}, {setup['resolution']} px)",
         f"- real images: {setup['n_train']} train ({per_class}), {setup['n_validation']} validation "
@@ -168,14 +191,18 @@ def report_markdown(doc: dict, summary: list[dict], comparisons: list[dict], not
         "## Comparisons (paired by seed)",
         "",
         "Difference in test accuracy, percentage points, with its 95% confidence interval (t over the "
-        "per-seed differences). 'helps' and 'hurts' need the whole interval on one side of zero.",
+        "per-seed differences). 'helps' and 'hurts' need the whole interval on one side of zero. "
+        "'corrected': the verdict of the wider interval that holds for all comparisons with a baseline "
+        "at once (Bonferroni), since one in twenty 95% intervals misses by chance.",
         "",
-        "| arm | against | difference | 95% CI | seeds | verdict |",
-        "|---|---|---|---|---|---|",
+        "| arm | against | difference | 95% CI | seeds | verdict | corrected |",
+        "|---|---|---|---|---|---|---|",
     ]
     for c in comparisons:
+        corrected = c.get("family_verdict", "")
         lines.append(
-            f"| {c['arm']} | {c['reference']} | {_pct(c['mean'], True)} | {_interval(c)} | {c['n']} | {c['verdict']} |"
+            f"| {c['arm']} | {c['reference']} | {_pct(c['mean'], True)} | {_interval(c)} | {c['n']} | {c['verdict']} "
+            f"| {corrected} |"
         )
     pools = doc.get("pools") or {}
     if pools:
