@@ -448,3 +448,23 @@ def test_demo_source_uses_the_demo_builder(tmp_path, monkeypatch):
     assert resolve_dataset_source("demo") == demo_root
     records, report = scan("demo")
     assert report.class_names == ["Clamp", "Nut"] and len(records) == 6
+
+
+def test_a_refused_dataset_ends_its_decoding_threads_before_the_error_leaves(tmp_path):
+    """The decoding pool belongs to the scan: when the scan refuses the dataset, its threads end
+    before the error leaves, in this thread. (Held by a generator that the refusal left suspended,
+    they ended when the garbage collector finalised it, in whichever thread allocated next: once
+    inside threading's own locks, where the test suite deadlocked.)"""
+    import threading
+
+    root = make_dataset(tmp_path / "data", classes=("Clamp", "Nut"), per_class=6)
+    for extra in list((root / "Nut").iterdir())[1:]:
+        extra.unlink()  # one Nut image: the class is refused after every image was decoded
+    before = {t.ident for t in threading.enumerate()}
+    with pytest.raises(DatasetError, match="Class 'Nut'") as refused:
+        load_labeled_images(root, 16, min_per_class=2, progress=False)
+    left = [
+        t.name for t in threading.enumerate() if t.ident not in before and t.name.startswith("ThreadPool")
+    ]
+    assert not left, left  # while the error (and the scan's frames it holds) is still alive
+    assert refused.value.__traceback__ is not None

@@ -7,8 +7,9 @@ every skipped and every converted file, because a few-shot GAN silently learns w
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -439,11 +440,22 @@ def load_image(path: str | os.PathLike, resolution: int, fit: str = "center-crop
 # Scanning and loading
 
 
-def _parallel_map(fn: Callable[[str], T], items: Sequence[str], desc: str, progress: bool) -> Iterable[T]:
-    """Ordered map over a small thread pool: PIL releases the GIL while it decodes and resizes."""
+@contextlib.contextmanager
+def _parallel_map(
+    fn: Callable[[str], T], items: Sequence[str], desc: str, progress: bool
+) -> Iterator[Iterable[T]]:
+    """Ordered map over a small thread pool (PIL releases the GIL while it decodes and resizes), as a
+    context: the pool ends when the block does, in this thread, its queued work cancelled if the block
+    raised. (A generator that held the pool was finalised by the garbage collector when a consumer
+    raised, in whichever thread allocated next: inside ``threading``'s own locks it deadlocked.)"""
     workers = max(1, min(8, os.cpu_count() or 1, len(items)))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        yield from tqdm(pool.map(fn, items), total=len(items), desc=desc, unit="img", disable=not progress)
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        yield tqdm(pool.map(fn, items), total=len(items), desc=desc, unit="img", disable=not progress)
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _scan(
@@ -493,16 +505,16 @@ def _scan_root(
     kept: list[Any] = []
     converted: list[tuple[str, str]] = []
     counts = dict.fromkeys(class_names, 0)
-    results = _parallel_map(work, [path for _, _, path in ordered], desc, progress)
-    for (label, name, path), (decoded, value) in zip(ordered, results):
-        if decoded.image is None:
-            skipped.append((path, decoded.skip_reason or "unusable"))
-            continue
-        if decoded.conversion:
-            converted.append((path, decoded.conversion))
-        records.append(ImageRecord(path=path, label=label, class_name=name))
-        kept.append(value)
-        counts[name] += 1
+    with _parallel_map(work, [path for _, _, path in ordered], desc, progress) as results:
+        for (label, name, path), (decoded, value) in zip(ordered, results):
+            if decoded.image is None:
+                skipped.append((path, decoded.skip_reason or "unusable"))
+                continue
+            if decoded.conversion:
+                converted.append((path, decoded.conversion))
+            records.append(ImageRecord(path=path, label=label, class_name=name))
+            kept.append(value)
+            counts[name] += 1
 
     report = ValidationReport(
         root=str(root), class_names=class_names, counts=counts, skipped=sorted(skipped), converted=converted
