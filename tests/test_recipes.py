@@ -41,7 +41,7 @@ def test_every_option_is_declared_once_with_todays_flags_and_defaults():
     assert TrainConfig.PHASE_OPTIONS == ("mode_seeking", "mode_seeking_space", "shape_mmd", "pose_mmd", "guide",
                                          "guide_weight", "guide_confidence", "guide_target", "guide_augment")  # fmt: skip
     assert set(TrainConfig.RESUMABLE_OVERRIDES) == {
-        "steps", "log_every", "sample_every", "ckpt_every", "keep_checkpoints", "out", "device",
+        "steps", "log_every", "sample_every", "ckpt_every", "keep_checkpoints", "out", "device", "compile",
     }  # fmt: skip
 
     # Nothing typed: nothing given, and the config is TrainConfig's defaults.
