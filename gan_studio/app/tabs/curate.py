@@ -460,6 +460,11 @@ def build(studio, picker) -> None:
             c = _controls()
         with gr.Column(scale=8, elem_classes="gs-card"):
             v = _view()
+    _wire(studio, c, v, picker)
+
+
+def _wire(studio, c: SimpleNamespace, v: SimpleNamespace, picker) -> None:
+    """The tab's events: each control to its handler on ``_Curate``, with the views it updates."""
     ids, cursor = gr.State([]), gr.State(None)  # per user: the ids shown, in order, and the selected one
     h = _Curate(studio)
     view_outputs = [v.gallery, v.counts, v.status, ids, cursor, v.zoom, v.details]
