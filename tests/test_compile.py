@@ -19,25 +19,13 @@ import torch
 from gan_studio.device import use_compile
 from gan_studio.training import loop
 from gan_studio.training.config import TrainConfig
+from tests.test_training import _config as training_config
 
 STEPS = 3  # the first compiles G and three variants of D, the second D's part decoder for any quarter
 
 
 def _config(data, out, compile_mode: str) -> TrainConfig:
-    return TrainConfig(
-        data=str(data),
-        out=str(out),
-        resolution=32,
-        batch=4,
-        g_width=8,
-        d_width=8,
-        z_dim=16,
-        embed_dim=8,
-        precision="fp32",
-        sample_every=0,
-        ckpt_every=0,
-        compile=compile_mode,
-    )
+    return training_config(data, out, 10, log_every=10, compile=compile_mode)
 
 
 def _steps(config: TrainConfig) -> tuple[list[dict[str, float]], dict[str, torch.Tensor]]:

@@ -34,6 +34,7 @@ from gan_studio.data.folder import load_image
 from gan_studio.training.config import TrainConfig
 from gan_studio.training.run_folder import RunFolder
 from gan_studio.utils import limits
+from gan_studio.utils.disk_budget import disk_size
 from gan_studio.utils.numbers import MAX_COUNT
 
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")
@@ -280,7 +281,7 @@ def test_a_zip_bomb_is_refused_before_a_byte_is_extracted(monkeypatch, tmp_path)
         DatasetError, match=r"expands to 20.0 MB, which is more than .* GAN_STUDIO_MAX_EXTRACT_MB"
     ):
         resolve_dataset_source(bomb, cache_dir=cache)
-    assert zip_cache.folder_size(cache) == 0 and not list(cache.glob("*zip-*"))
+    assert disk_size(cache) == 0 and not list(cache.glob("*zip-*"))
 
 
 def _understate(archive: Path, real_size: int, declared: int) -> None:
@@ -301,7 +302,7 @@ def test_a_zip_that_understates_its_sizes_writes_no_more_than_it_declares(monkey
     cache = tmp_path / "cache"
     with pytest.raises(DatasetError, match="not a valid or readable zip archive"):
         resolve_dataset_source(liar, cache_dir=cache)
-    assert zip_cache.folder_size(cache) == 0  # the half-written member went with its temporary folder
+    assert disk_size(cache) == 0  # the half-written member went with its temporary folder
 
 
 def _dataset_zip(path: Path, seed: int, kb: int = 300) -> Path:

@@ -219,3 +219,17 @@ def entry_markdown(entry: ModelEntry | None, evaluator: ModelEntry | None) -> st
         bits.append(f"evaluator test accuracy {percent(evaluator.metrics['test_accuracy'])}")
     warning = resolution_warning(entry, evaluator)
     return " · ".join(bits) + (f"\n\n**{warning}**" if warning else "")
+
+
+def class_pickers(first_choice: str) -> Callable:
+    """For ``picker.on_run_change``: a class picker set to the run's first class, and a second one
+    that offers ``first_choice`` before the classes and starts on it ("Predicted class", "same as start")."""
+
+    def updates(entry):
+        classes = list(entry.class_names) if entry else []
+        return (
+            gr.update(choices=classes, value=classes[0] if classes else None),
+            gr.update(choices=[first_choice, *classes], value=first_choice),
+        )
+
+    return updates

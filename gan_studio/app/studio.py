@@ -36,27 +36,19 @@ from gan_studio.app.training_manager import TrainingManager
 from gan_studio.data import zip_cache
 from gan_studio.data.common import cache_root
 from gan_studio.utils import limits
+from gan_studio.utils.disk_budget import prune_oldest
 
 SCRATCH_MAX_AGE_S = 24 * 3600
 OUTPUT_GRACE_S = 600  # an output this young may still be downloading: never pruned for size
 log = logging.getLogger(__name__)
 
 
-def _size(path: Path) -> int:
-    """Bytes of a file, or of the files under a folder (0 for what vanished meanwhile)."""
-    try:
-        if path.is_dir():
-            return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
+def _remove_output(path: Path) -> bool:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+    return True
 
 
 @dataclass
@@ -92,20 +84,10 @@ class Studio:
         """Keep the served outputs (``scratch/`` folders and ``exports/`` zips) within
         ``GAN_STUDIO_MAX_OUTPUT_MB``: the oldest go first, never one made in the last
         ``OUTPUT_GRACE_S`` (its download may still run). Returns what was removed."""
-        budget = limits.value("output_mb") * 2**20
         entries = [p for name in ("scratch", "exports") for p in self.path(name).iterdir()]
-        sized = sorted(((_mtime(p), _size(p), p) for p in entries), key=lambda item: item[0])
-        total = sum(size for _, size, _ in sized)
-        removed, young = [], time.time() - OUTPUT_GRACE_S
-        for mtime, size, entry in sized:
-            if total <= budget or mtime > young:
-                break
-            if entry.is_dir():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                entry.unlink(missing_ok=True)
-            total -= size
-            removed.append(entry)
+        removed = prune_oldest(
+            entries, limits.value("output_mb") * 2**20, _remove_output, grace_s=OUTPUT_GRACE_S
+        )
         if removed:
             log.info("outputs over GAN_STUDIO_MAX_OUTPUT_MB: removed the %d oldest", len(removed))
         return removed

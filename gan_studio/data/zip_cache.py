@@ -25,6 +25,7 @@ from pathlib import Path
 
 from gan_studio.data.common import DatasetError
 from gan_studio.utils import limits
+from gan_studio.utils.disk_budget import mtime, prune_oldest
 
 try:
     import fcntl
@@ -229,31 +230,12 @@ def _extract(zip_path: Path, target: Path) -> None:
 # Pruning
 
 
-def folder_size(folder: Path) -> int:
-    """Bytes of the files below ``folder`` (links not followed)."""
-    total = 0
-    for dirpath, _, filenames in os.walk(folder):
-        for name in filenames:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                pass
-    return total
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
 def _remove_leftovers(cache_dir: Path, now: float) -> None:
     """Temporary folders of extractions or deletions whose process died a day ago or more, and the
     locks of extractions that failed (no reader holds them, no folder came of them)."""
     for path in cache_dir.iterdir():
         if path.name.startswith((".zip-", ".tmp-delete-zip-")):
-            if path.is_dir() and now - _mtime(path) > LEFTOVER_AGE_S:
+            if path.is_dir() and now - mtime(path) > LEFTOVER_AGE_S:
                 shutil.rmtree(path, ignore_errors=True)
     locks = cache_dir / LOCKS
     for path in locks.glob("zip-*.lock") if locks.is_dir() else []:
@@ -301,19 +283,6 @@ def prune(
     if not cache_dir.is_dir():
         return []
     budget = (limits.value("zip_cache_mb") if budget_mb is None else budget_mb) * MB
-    now = time.time()
-    _remove_leftovers(cache_dir, now)
-    folders = sorted(
-        (p for p in cache_dir.iterdir() if ZIP_FOLDER.fullmatch(p.name) and p.is_dir()), key=_mtime
-    )
-    sizes = {folder: folder_size(folder) for folder in folders}
-    total, removed = sum(sizes.values()), []
-    for folder in folders:
-        if total <= budget:
-            break
-        if folder == keep or now - _mtime(folder) < GRACE_S:
-            continue
-        if _remove(folder):
-            total -= sizes[folder]
-            removed.append(folder)
-    return removed
+    _remove_leftovers(cache_dir, time.time())
+    folders = [p for p in cache_dir.iterdir() if ZIP_FOLDER.fullmatch(p.name) and p.is_dir()]
+    return prune_oldest(folders, budget, _remove, grace_s=GRACE_S, keep=lambda folder: folder == keep)

@@ -16,6 +16,7 @@ from gan_studio.app.common import (
     INK,
     PROGRESS,
     SEED_BOUNDS,
+    class_pickers,
     handler,
     labelled_tile,
     percent,
@@ -149,17 +150,8 @@ def _layout() -> SimpleNamespace:
 # ------------------------------------------------------------------------------------------------ wiring
 
 
-def _class_choices(entry):
-    """The run's classes for the class picker, and 'predicted' or any class for the target."""
-    classes = list(entry.class_names) if entry else []
-    return (
-        gr.update(choices=classes, value=classes[0] if classes else None),
-        gr.update(choices=[PREDICTED, *classes], value=PREDICTED),
-    )
-
-
 def _wire(studio, ui: SimpleNamespace, picker) -> None:
-    picker.on_run_change(_class_choices, [ui.klass, ui.target])
+    picker.on_run_change(class_pickers(PREDICTED), [ui.klass, ui.target])
     inputs = [picker.run, picker.evaluator, ui.klass, ui.sources, ui.count, ui.method, ui.target, ui.seed,
               ui.truncation]  # fmt: skip
     ui.go.click(

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from gan_studio.app.common import PROGRESS, SEED_BOUNDS, handler, require_generator
+from gan_studio.app.common import PROGRESS, SEED_BOUNDS, class_pickers, handler, require_generator
 from gan_studio.app.interpolation import (
     METHODS,
     filmstrip,
@@ -103,17 +103,8 @@ def _layout() -> SimpleNamespace:
 # ------------------------------------------------------------------------------------------------ wiring
 
 
-def _class_choices(entry):
-    """The run's classes as start classes, and 'same as start' or any class as end classes."""
-    classes = list(entry.class_names) if entry else []
-    return (
-        gr.update(choices=classes, value=classes[0] if classes else None),
-        gr.update(choices=[SAME_CLASS, *classes], value=SAME_CLASS),
-    )
-
-
 def _wire(studio, ui: SimpleNamespace, picker) -> None:
-    picker.on_run_change(_class_choices, [ui.class_a, ui.class_b])
+    picker.on_run_change(class_pickers(SAME_CLASS), [ui.class_a, ui.class_b])
     inputs = [picker.run, ui.class_a, ui.seed_a, ui.class_b, ui.seed_b, ui.frames, ui.method, ui.fps,
               ui.truncation]  # fmt: skip
     ui.go.click(handler(interpolate, studio), inputs, [ui.strip, ui.gif, ui.files], api_name="interpolate")
