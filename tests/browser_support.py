@@ -142,3 +142,18 @@ def choose(page, elem_id: str, option: str) -> None:
 
 def thumbnails(page, elem_id: str):
     return page.locator(f"#{elem_id} .thumbnail-item img")
+
+
+LOADED_JS = """img => img.complete && img.naturalWidth
+    ? [img.naturalWidth, img.naturalHeight]
+    : new Promise(done => img.addEventListener(
+        "load", () => done([img.naturalWidth, img.naturalHeight]), {once: true}))"""
+
+
+def shown_and_drawn(image) -> tuple[dict, tuple[int, int]]:
+    """An <img>'s box on the page and its natural (width, height), once it has loaded.
+
+    Measured before the load, the natural size is 0 and the box may still be the placeholder's.
+    """
+    width, height = image.evaluate(LOADED_JS)
+    return image.bounding_box(), (width, height)

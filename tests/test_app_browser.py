@@ -29,6 +29,7 @@ from tests.browser_support import (
     playwright_expect,
     screenshots,
     set_number,
+    shown_and_drawn,
     thumbnails,
 )
 
@@ -50,7 +51,7 @@ screenshot = screenshots("browser", full_page=True)
 def shown_text_px(page, selector: str, drawn: Path, font_px: int) -> float:
     """How tall, on the page, text drawn ``font_px`` high into the image file ``drawn`` is: the page may
     show an enlarged copy of the file, or the file made smaller to fit."""
-    shown = page.locator(selector).bounding_box()["width"]
+    shown = shown_and_drawn(page.locator(selector))[0]["width"]
     with Image.open(drawn) as image:
         return font_px * shown / image.width
 
@@ -190,7 +191,7 @@ def test_sample_tab_shows_before_and_after_only_when_a_filter_is_on(page):
 
 def same_size_side_by_side(real, generated) -> None:
     """The real image shows left of the generated one, at the same size on the page."""
-    a, b = real.bounding_box(), generated.bounding_box()
+    a, b = shown_and_drawn(real)[0], shown_and_drawn(generated)[0]
     assert a["x"] + a["width"] <= b["x"], (a, b)
     assert abs(a["width"] - b["width"]) <= 1 and abs(a["height"] - b["height"]) <= 1, (a, b)
 
@@ -205,7 +206,8 @@ def test_interpolate_tab_makes_a_filmstrip_and_a_gif(page):
     expect(page.locator("#interp-gif img")).to_have_attribute("src", re.compile(r"\.gif"))
     expect(page.locator('#interp-download a[href$=".gif"]')).to_be_visible()
     strip = page.locator("#interp-filmstrip img")
-    shown, drawn = strip.bounding_box()["width"], strip.evaluate("img => img.naturalWidth")
+    box, (drawn, _) = shown_and_drawn(strip)
+    shown = box["width"]
     assert FILMSTRIP_FRAME * shown / drawn >= 96, (shown, drawn)  # 32 px frames show 3x as large or more
     screenshot(page, "3-interpolate")
 
@@ -219,7 +221,8 @@ def test_gradcam_tab_explains_real_and_synthetic(page):
     expect(thumbnails(page, "cam-synthetic")).to_have_count(2)
     expect(thumbnails(page, "cam-real").first).to_be_visible()
     tile = thumbnails(page, "cam-synthetic").first
-    shown, drawn = tile.bounding_box()["height"], tile.evaluate("img => img.naturalHeight")
+    box, (_, drawn) = shown_and_drawn(tile)
+    shown = box["height"]
     assert TILE_FONT * shown / drawn >= 12, (shown, drawn)  # the verdict under each map
     screenshot(page, "4-gradcam")
 
