@@ -272,6 +272,36 @@ def test_an_upload_over_the_limit_is_refused_and_gradio_is_told_the_same_limit(m
     assert stage_upload(upload, tmp_path / "uploads").is_file()
 
 
+def test_uploads_keep_their_budget_never_one_a_run_trains_on(monkeypatch, tmp_path):
+    """Uploaded .zips pile up on a shared server: past GAN_STUDIO_MAX_UPLOADS_MB the least recently
+    used go when a new one is staged, but never one a run trains on (its resume reads it again), nor
+    one staged in the last ten minutes, nor the new one."""
+    from gan_studio.app.training_manager import UPLOAD_GRACE_S
+
+    uploads, runs, now = tmp_path / "uploads", tmp_path / "runs", time.time()
+    staged = []
+    for i in range(4):
+        source = _zip_of(tmp_path / f"set{i}.zip", {"Nut/a.png": os.urandom(300_000)})
+        staged.append(stage_upload(source, uploads, runs))
+    for path, age_s in zip(staged, (5000, 4000, 3000, 60)):
+        os.utime(path, (now - age_s, now - age_s))
+    (runs / "mine").mkdir(parents=True)
+    RunFolder(runs / "mine").write_run({"config": {"data": str(staged[0])}})  # the oldest: a run's
+    (runs / "broken").mkdir()
+    (runs / "broken" / "checkpoints").mkdir()  # a folder without a run file names nothing
+    _env(monkeypatch, GAN_STUDIO_MAX_UPLOADS_MB=1.3)  # 1,363,148 bytes: room for four of the five
+    newest = stage_upload(_zip_of(tmp_path / "new.zip", {"Nut/a.png": os.urandom(300_000)}), uploads, runs)
+    assert not staged[1].exists()  # least recently used and no run trains on it
+    assert all(p.exists() for p in (staged[0], staged[2], staged[3], newest))
+    _env(monkeypatch, GAN_STUDIO_MAX_UPLOADS_MB=0)
+    os.utime(staged[3], (now - 60, now - 60))
+    again = stage_upload(tmp_path / "set2.zip", uploads, runs)  # the same contents again: used now
+    assert again == staged[2] and again.exists()
+    assert staged[0].exists() and staged[3].exists() and newest.exists()  # a run's, too young, too young
+    assert 60 < UPLOAD_GRACE_S
+    assert sorted(uploads.iterdir()) == sorted([staged[0], staged[2], staged[3], newest])
+
+
 def test_a_zip_bomb_is_refused_before_a_byte_is_extracted(monkeypatch, tmp_path):
     bomb = _zip_of(tmp_path / "bomb.zip", {"Nut/a.png": bytes(20 * 2**20)}, zipfile.ZIP_DEFLATED)
     assert bomb.stat().st_size < 100_000  # 20 MB of zeros in a few KB, like the issue's 1.1 MB -> 1.1 GB

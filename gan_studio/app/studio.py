@@ -11,7 +11,8 @@ Workspace layout (``--workdir``, default ./studio)::
     exports/       curated .zip exports
     evaluations/   reports of generators that are not app runs (e.g. a shipped package)
     evaluators/    evaluators trained for generators that are not app runs
-    uploads/       uploaded dataset .zips (content-addressed)
+    uploads/       uploaded dataset .zips (content-addressed), kept to GAN_STUDIO_MAX_UPLOADS_MB
+                   (never one a run trains on)
     scratch/       per-request outputs (sample zips, GIFs), pruned after a day and, with exports/,
                    to GAN_STUDIO_MAX_OUTPUT_MB
 """

@@ -8,6 +8,7 @@ whatever the app shows is exactly what the CLI would have produced.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -25,6 +26,7 @@ from gan_studio.training import run_files, run_lock
 from gan_studio.training.config import TrainConfig, config_problems
 from gan_studio.training.run_folder import RunFolder
 from gan_studio.utils import limits
+from gan_studio.utils.disk_budget import prune_oldest
 
 DEMO = "demo"
 RESOLUTIONS = (32, 64, 128, 256, 512, 1024)
@@ -190,8 +192,44 @@ def sanitize_run_name(name: str) -> str:
     return cleaned or time.strftime("run-%Y%m%d-%H%M%S")
 
 
-def stage_upload(zip_path: str | Path, uploads_dir: Path) -> Path:
-    """Copy an uploaded .zip (Gradio deletes its temp files) under a content-derived name."""
+log = logging.getLogger(__name__)
+UPLOAD_GRACE_S = 600  # an upload this young may be about to start a run: never pruned for size
+
+
+def uploads_in_use(runs_dir: Path) -> set[Path]:
+    """The uploaded .zips that runs in ``runs_dir`` train on (a resume reads its dataset again)."""
+    used = set()
+    for run in Path(runs_dir).glob("*/"):
+        try:
+            data = RunFolder(run).config_values().get("data")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue  # no run file, or a damaged one: nothing it names can be trusted
+        if isinstance(data, str) and data.lower().endswith(".zip"):
+            used.add(Path(data).resolve())
+    return used
+
+
+def _remove_upload(path: Path) -> bool:
+    path.unlink(missing_ok=True)
+    return True
+
+
+def prune_uploads(uploads_dir: Path, keep: set[Path]) -> list[Path]:
+    """Keep ``uploads/`` within ``GAN_STUDIO_MAX_UPLOADS_MB``: the least recently used .zips go
+    first, never one in ``keep`` (a run trains on it) nor one staged in the last ``UPLOAD_GRACE_S``."""
+    keep = {path.resolve() for path in keep}
+    return prune_oldest(
+        Path(uploads_dir).glob("*.zip"),
+        limits.value("uploads_mb") * 2**20,
+        _remove_upload,
+        grace_s=UPLOAD_GRACE_S,
+        keep=lambda path: path.resolve() in keep,
+    )
+
+
+def stage_upload(zip_path: str | Path, uploads_dir: Path, runs_dir: Path | None = None) -> Path:
+    """Copy an uploaded .zip (Gradio deletes its temp files) under a content-derived name, then keep
+    the uploads within their budget (those the runs in ``runs_dir`` train on are kept)."""
     src = Path(zip_path)
     if src.suffix.lower() != ".zip":
         raise DatasetError(f"'{src.name}' is not a .zip file. Upload a .zip holding one folder per class.")
@@ -204,10 +242,15 @@ def stage_upload(zip_path: str | Path, uploads_dir: Path) -> Path:
             digest.update(chunk)
     uploads_dir.mkdir(parents=True, exist_ok=True)
     dest = uploads_dir / f"{digest.hexdigest()[:16]}.zip"
-    if not dest.is_file():
+    if dest.is_file():
+        os.utime(dest)  # used again: the last to be pruned
+    else:
         tmp = dest.with_suffix(".zip.tmp")
         shutil.copyfile(src, tmp)
         tmp.replace(dest)
+    in_use = uploads_in_use(runs_dir) if runs_dir is not None else set()
+    if removed := prune_uploads(uploads_dir, in_use | {dest}):
+        log.info("uploads over GAN_STUDIO_MAX_UPLOADS_MB: removed the %d least recently used", len(removed))
     return dest
 
 

@@ -79,6 +79,10 @@ LIMITS: dict[str, Limit] = {
         "GAN_STUDIO_MAX_OUTPUT_MB", "of served outputs kept (sample zips, GIFs, curated exports)",
         space=2048, local=20480, minimum=0, maximum=10**7, integer=False, unit="MB",
     ),
+    "uploads_mb": Limit(
+        "GAN_STUDIO_MAX_UPLOADS_MB", "of uploaded dataset .zips kept (those a run trains on are never removed)",
+        space=2048, local=20480, minimum=0, maximum=10**7, integer=False, unit="MB",
+    ),
     "zip_cache_mb": Limit(
         "GAN_STUDIO_ZIP_CACHE_MB", "of extracted dataset .zips kept in the cache",
         space=2048, local=20480, minimum=0, maximum=10**7, integer=False, unit="MB",

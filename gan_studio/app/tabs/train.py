@@ -116,7 +116,7 @@ def resolve_source(svc: TrainServices, kind: str, folder: str, upload) -> str:
         return str(svc.check_folder(Path(folder.strip())))
     if upload is None:
         raise DatasetError("Upload a .zip of your dataset first (one folder per class inside).")
-    return str(stage_upload(upload, svc.uploads_dir()))
+    return str(stage_upload(upload, svc.uploads_dir(), svc.runs_dir))
 
 
 def watch_choices(svc: TrainServices) -> list[tuple[str, str]]:
