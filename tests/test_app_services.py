@@ -454,10 +454,11 @@ def test_model_line_shows_headline_metrics_without_misleading_rounding(tmp_path)
         class_names=("A", "B"),
         resolution=64,
         step=5815,
-        metrics={"cas": 0.5975, "fid": 52.513, "memorization": 0.0057},
+        metrics={"cas": 0.5975, "fid": 52.513, "memorization": 0.0057, "c2st": 0.9957},
     )
     line = entry_markdown(entry, None)
     assert "step 5815" in line
+    assert "C2ST 99.6%" in line  # told apart 99.6% of the time, not "always" (100%)
     assert "CAS 60%" in line and "FID 52.5" in line
     # The bar for near-copies is 1%: 0.57% must not be shown as "1%".
     assert "near-copies 0.6%" in line and "near-copies 1%" not in line

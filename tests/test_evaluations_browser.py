@@ -144,12 +144,16 @@ def test_evaluations_are_kept_side_by_side_and_each_says_what_it_was_computed_on
         page.locator("#eval-metrics").get_by_label(slow, exact=True).uncheck()
     run_evaluation_held_in_a_stage(page, studio, 2)
     history = page.locator("#eval-history")
-    expect(history).to_contain_text("2 generated + ")
+    expect(history).to_contain_text(re.compile(r"(^|\s)2 \+ \d+"))  # generated + real per class
     run_evaluation_held_in_a_stage(page, studio, 3)
 
     expect(history.locator("div[role=row]")).to_have_count(2)
-    expect(history).to_contain_text("3 generated + ")  # the newest, first
-    expect(history).to_contain_text("2 generated + ")  # the first one is still there
+    expect(history.locator("div[role=row]").first).to_contain_text(
+        re.compile(r"(^|\s)3 \+ \d+")
+    )  # newest first
+    expect(history.locator("div[role=row]").nth(1)).to_contain_text(
+        re.compile(r"(^|\s)2 \+ \d+")
+    )  # still there
     shown = page.locator("#eval-report-path")
     expect(shown).to_contain_text("Evaluation #2")
     expect(shown).to_contain_text("computed on: 3 generated + ")

@@ -108,13 +108,9 @@ def test_the_shipped_package_is_the_first_entry_and_is_never_written(tmp_path):
     kept = service.history(package)
     assert [e.meta["n_per_class"] for e in kept] == [200, 2]
     rows = history_rows(kept, package)  # newest first
-    assert (
-        rows[0][0] == "2"
-        and rows[0][3] == "2 generated + 15 real train"
-        and rows[0][9].startswith("evaluations/")
-    )
-    assert rows[1][0] == "1" and rows[1][3] == "200 generated + 140 real train" and rows[1][6] == "0.7821"
-    assert rows[1][9] == "shipped with the package"
+    assert rows[0][0] == "2" and rows[0][3] == "2 + 15" and rows[0][10] == "history"
+    assert rows[1][0] == "1" and rows[1][3] == "200 + 140" and rows[1][7] == "0.7821"
+    assert rows[1][10] == "package"
     assert [value for _, value in history_choices(kept)] == [kept[1].id, kept[0].id]
     assert sorted(p.name for p in PACKAGE.iterdir()) == before  # nothing was added to the package
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from gan_studio.metrics import history
+from gan_studio.utils.atomic import write_json_atomic
 from tests.browser_support import (
     BROWSER_MARKS,
     SECOND,
@@ -50,18 +52,34 @@ SLIDERS_JS = """root => [...root.querySelectorAll('.slider_input_container')].fi
     })};
 })"""
 TABLE_JS = "v => [v.scrollWidth, v.clientWidth]"
+# Headers whose text is drawn on more lines than it has words (a word was split across lines).
+WORD_BROKEN_JS = """spans => spans.filter(span => {
+    const range = document.createRange();
+    range.selectNodeContents(span);
+    const lines = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+    return lines.size > span.textContent.trim().split(/[\\s-]+/).length;
+}).map(span => span.textContent)"""
 
 
 @pytest.fixture(scope="module")
 def served(app, tiny_run):
-    """The app, with a copy of the tiny run that holds the shipped package's evaluation (its 13 per-class
-    columns; same classes) and a study's comparisons, so the Evaluate tab has a wide table and a plot."""
+    """The app, with a copy of the tiny run that holds the shipped package's evaluation (same classes; every
+    per-class column, 15), a second evaluation in its history and a study's comparisons, so the Evaluate tab
+    has its widest tables and a plot."""
     run = app[1].runs_dir / "layout"
     shutil.copytree(tiny_run, run)
     for made in ("evaluation", "evaluations", "study"):  # what earlier tests may have left in the tiny run
         shutil.rmtree(run / made, ignore_errors=True)
     (run / "evaluation").mkdir()
-    shutil.copy2(PACKAGE / "metrics.json", run / "evaluation" / "metrics.json")
+    metrics = json.loads((PACKAGE / "metrics.json").read_text())
+    assert "c2st" in metrics["metrics"], (
+        "the package's evaluation lacks c2st: its per-class columns are not all here"
+    )
+    (run / "evaluation" / "metrics.json").write_text(json.dumps(metrics))
+    meta = {**metrics.get("meta", {}), "created": "2030-01-01T00:00:00Z"}
+    later = history.new_entry(run / "evaluation", meta)  # a second evaluation, in the history
+    write_json_atomic(later / "metrics.json", {**metrics, "meta": meta})
+    history.publish(run / "evaluation", later)
     (run / "study").mkdir()
     comparison = {"arm": "real+syn", "reference": "real", "mean": 0.01, "low": -0.02, "high": 0.04}
     comparisons = [{**comparison, "verdict": "no detectable effect", "n": 3}]
@@ -141,13 +159,15 @@ def test_per_class_table_fits_its_width(page):
     page.locator("#eval-refresh").click()
     page.get_by_role("tab", name="Metrics", exact=True).click()
     expect(page.locator("#eval-per-class")).to_contain_text("ViseScrew")
-    expect(page.locator("#eval-per-class .header-cell")).to_have_count(13)
-    viewport = page.locator("#eval-per-class .virtual-table-viewport")
-    scroll, client = settled(lambda: viewport.evaluate(TABLE_JS), lambda v: v[0] <= v[1] + 1)
-    assert scroll <= client + 1, (
-        f"the per-class table scrolls sideways: {scroll} px of content in {client} px"
-    )
-    screenshot(page, "evaluate")
+    expect(page.locator("#eval-per-class .header-cell")).to_have_count(15)
+    expect(page.locator("#eval-history div[role=row]")).to_have_count(2)
+    screenshot(page, "evaluate")  # before the checks, to show what failed
+    for table in ("eval-per-class", "eval-history"):
+        viewport = page.locator(f"#{table} .virtual-table-viewport")
+        scroll, client = settled(lambda v=viewport: v.evaluate(TABLE_JS), lambda v: v[0] <= v[1] + 1)
+        assert scroll <= client + 1, f"{table} scrolls sideways: {scroll} px of content in {client} px"
+        broken = page.locator(f"#{table} .header-cell span.header").evaluate_all(WORD_BROKEN_JS)
+        assert not broken, f"{table}: headers broken inside a word: {broken}"
 
 
 def test_architecture_name_shows_in_full(page):

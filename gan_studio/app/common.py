@@ -207,6 +207,7 @@ def entry_markdown(entry: ModelEntry | None, evaluator: ModelEntry | None) -> st
         # Near-copies get a decimal: the bar is 1%, and 0.55% must not read as "1%".
         for key, label, fmt in (
             ("cas", "CAS", percent),
+            ("c2st", "C2ST", lambda v: f"{100 * v:.1f}%"),  # 99.6% is not "100%": always told apart
             ("fid", "FID", "{:.3g}".format),
             ("precision", "precision", "{:.3g}".format),
             ("coverage", "coverage", "{:.3g}".format),

@@ -278,7 +278,9 @@ def overview_rows(metrics: dict) -> list[list[str]]:
 # longest are shortened here (the overview above names each metric in full; report.md keeps the long headers).
 SHORT_HEADERS = {
     "confidence": "conf.",
+    "real test acc.": "real acc.",
     "precision": "prec.",
+    "coverage": "cov.",
     "diversity": "div.",
     "diversity real": "div. real",
     "C2ST real vs real": "C2ST real",
@@ -299,29 +301,37 @@ def per_class_rows(metrics: dict, class_names: list[str]) -> tuple[list[str], li
     return ["class", *[SHORT_HEADERS.get(c[0], c[0]) for c in columns]], rows
 
 
-HISTORY_HEADERS = [
+HISTORY_HEADERS = [  # words short enough that none breaks inside at 1280 px (the report has the full names)
     "#",
     "date",
-    "checkpoint",
-    "n per class",
+    "step",
+    "generated + real per class",
     "CAS",
-    "precision",
-    "coverage",
+    "C2ST",
+    "prec.",
+    "cov.",
     "FID",
     "near-copies",
-    "kept in",
+    "kept",
 ]
 
 
 def _where(evaluation: Evaluation, generator: ModelEntry) -> str:
+    """Where an evaluation is kept, in a word (the report's full path is shown with the one picked)."""
     if evaluation.origin == "history":
-        return f"{history.HISTORY_DIR}/{evaluation.id}"
+        return "history"
     package = (
         Path(generator.run_dir).resolve() if generator.source == "package" and generator.run_dir else None
     )
-    if evaluation.folder == package:
-        return "shipped with the package"
-    return f"{evaluation.folder.name}/metrics.json (before the history)"
+    return "package" if evaluation.folder == package else "run folder"
+
+
+def _images_per_class(meta: dict, n_classes: int) -> str:
+    """'200 + 140' under the header 'generated + real per class' (the full wording is in sample_size)."""
+    text = history.sample_size(meta, n_classes)
+    if text.endswith(" real train per class"):
+        return text.removesuffix(" real train per class").replace(" generated + ", " + ")
+    return text
 
 
 def history_rows(evaluations: list[Evaluation], generator: ModelEntry) -> list[list[str]]:
@@ -331,9 +341,10 @@ def history_rows(evaluations: list[Evaluation], generator: ModelEntry) -> list[l
     for number, e in reversed(list(enumerate(evaluations, start=1))):
         h, step = e.headline, e.meta.get("step")
         rows.append([
-            str(number), e.when, f"step {step}" if step not in (None, -1) else "?",
-            history.sample_size(e.meta, n_classes).replace(" per class", ""),
-            format_value(h.get("cas"), percent=True), format_value(h.get("precision")),
+            str(number), e.when, str(step) if step not in (None, -1) else "?",
+            _images_per_class(e.meta, n_classes),
+            format_value(h.get("cas"), percent=True), format_value(h.get("c2st"), percent=True),
+            format_value(h.get("precision")),
             format_value(h.get("coverage")), format_value(h.get("fid")),
             format_value(h.get("memorization"), percent=True), _where(e, generator),
         ])  # fmt: skip

@@ -76,11 +76,13 @@ footer { display: none !important; }
 /* Labels of galleries, images, plots and files sit above their content, not over its first row or toolbar. */
 .gradio-container label[data-testid="block-label"].float { position: static; }
 /* Tables: headers wrap between words, and the hidden row Gradio sizes columns with loses the padding its cells
-   already have (it made every column 16 px too wide); tables of 10 columns or more use a smaller font. */
+   already have (it made every column 16 px too wide); tables of 10 columns or more use a smaller font, and
+   of 14 or more (an evaluation's per-class table with c2st) narrower cell padding. */
 .gradio-container .header-table .header-cell span.header { white-space: normal; }
 .gradio-container .header-table .sizing-body td { padding: 0; }
 .gradio-container .table-wrap:has(.header-cell:nth-child(10)) :is(.header-table, .virtual-row) { font-size: 12px; }
 .gradio-container .table-wrap:has(.header-cell:nth-child(10)) .cell-wrap { padding: 6px; }
+.gradio-container .table-wrap:has(.header-cell:nth-child(14)) .cell-wrap { padding: 6px 3px; }
 """
 
 

@@ -47,11 +47,12 @@ HEADLINE = (  # (key in headline_metrics, metric, key in its result)
     ("precision", "prdc", "precision"),
     ("recall", "prdc", "recall"),
     ("coverage", "prdc", "coverage"),
+    ("c2st", "c2st", "value"),
 )
 
 
 def headline_metrics(metrics_json: dict | None) -> dict[str, float]:
-    """The few numbers worth a glance (CAS, FID, KID, near-copies, precision, recall, coverage)."""
+    """The few numbers worth a glance (CAS, FID, KID, near-copies, precision, recall, coverage, c2st)."""
     results = (metrics_json or {}).get("metrics", {})
     out: dict[str, float] = {}
     for key, metric, field in HEADLINE:

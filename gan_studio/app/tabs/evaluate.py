@@ -275,7 +275,7 @@ def _results_tabs(ui: SimpleNamespace) -> None:
             ui.history = gr.Dataframe(
                 headers=HISTORY_HEADERS, label="Evaluations of this model, newest first (each one is kept)",
                 interactive=False, wrap=True, elem_id="eval-history",
-                column_widths=["4%", "15%", "8%", "20%", "7%", "8%", "8%", "7%", "9%", "14%"],
+                column_widths=["4%", "15%", "7%", "13%", "7%", "7%", "8%", "8%", "8%", "12%", "11%"],
             )  # fmt: skip
             ui.pick = gr.Dropdown(
                 [], label="Evaluation shown below", elem_id="eval-history-pick", interactive=True
