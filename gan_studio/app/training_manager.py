@@ -28,6 +28,7 @@ from gan_studio.training.run_folder import RunFolder
 from gan_studio.utils import limits
 from gan_studio.utils.disk_budget import prune_oldest
 
+log = logging.getLogger(__name__)
 DEMO = "demo"
 RESOLUTIONS = (32, 64, 128, 256, 512, 1024)
 LOG_FILE = "train.log"
@@ -192,7 +193,6 @@ def sanitize_run_name(name: str) -> str:
     return cleaned or time.strftime("run-%Y%m%d-%H%M%S")
 
 
-log = logging.getLogger(__name__)
 UPLOAD_GRACE_S = 600  # an upload this young may be about to start a run: never pruned for size
 
 
