@@ -37,19 +37,11 @@ from gan_studio.app.training_manager import TrainingManager
 from gan_studio.data import zip_cache
 from gan_studio.data.common import cache_root
 from gan_studio.utils import limits
-from gan_studio.utils.disk_budget import prune_oldest
+from gan_studio.utils.disk_budget import prune_oldest, remove_path
 
 SCRATCH_MAX_AGE_S = 24 * 3600
 OUTPUT_GRACE_S = 600  # an output this young may still be downloading: never pruned for size
 log = logging.getLogger(__name__)
-
-
-def _remove_output(path: Path) -> bool:
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
-    return True
 
 
 @dataclass
@@ -87,7 +79,7 @@ class Studio:
         ``OUTPUT_GRACE_S`` (its download may still run). Returns what was removed."""
         entries = [p for name in ("scratch", "exports") for p in self.path(name).iterdir()]
         removed = prune_oldest(
-            entries, limits.value("output_mb") * 2**20, _remove_output, grace_s=OUTPUT_GRACE_S
+            entries, limits.value("output_mb") * 2**20, remove_path, grace_s=OUTPUT_GRACE_S
         )
         if removed:
             log.info("outputs over GAN_STUDIO_MAX_OUTPUT_MB: removed the %d oldest", len(removed))

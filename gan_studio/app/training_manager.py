@@ -26,7 +26,7 @@ from gan_studio.training import run_files, run_lock
 from gan_studio.training.config import TrainConfig, config_problems
 from gan_studio.training.run_folder import RunFolder
 from gan_studio.utils import limits
-from gan_studio.utils.disk_budget import prune_oldest
+from gan_studio.utils.disk_budget import prune_oldest, remove_path
 
 log = logging.getLogger(__name__)
 DEMO = "demo"
@@ -209,11 +209,6 @@ def uploads_in_use(runs_dir: Path) -> set[Path]:
     return used
 
 
-def _remove_upload(path: Path) -> bool:
-    path.unlink(missing_ok=True)
-    return True
-
-
 def prune_uploads(uploads_dir: Path, keep: set[Path]) -> list[Path]:
     """Keep ``uploads/`` within ``GAN_STUDIO_MAX_UPLOADS_MB``: the least recently used .zips go
     first, never one in ``keep`` (a run trains on it) nor one staged in the last ``UPLOAD_GRACE_S``."""
@@ -221,7 +216,7 @@ def prune_uploads(uploads_dir: Path, keep: set[Path]) -> list[Path]:
     return prune_oldest(
         Path(uploads_dir).glob("*.zip"),
         limits.value("uploads_mb") * 2**20,
-        _remove_upload,
+        remove_path,
         grace_s=UPLOAD_GRACE_S,
         keep=lambda path: path.resolve() in keep,
     )

@@ -6,6 +6,7 @@ Shared by the zip cache (extracted datasets) and the app's served outputs (scrat
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -33,6 +34,15 @@ def mtime(path: Path) -> float:
         return path.stat().st_mtime
     except OSError:
         return 0.0
+
+
+def remove_path(path: Path) -> bool:
+    """Delete a file or a folder (what is already gone counts as removed); for ``prune_oldest``."""
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+    return True
 
 
 def prune_oldest(
