@@ -207,9 +207,11 @@ def fake_run(tmp_path: Path, dataset: Path, split: Path):
 
 @pytest.fixture
 def evaluate(tmp_path, dataset, evaluator_dir, monkeypatch):
-    """Run `evaluate` on a stand-in generator that returns training images of class class_for(c) for class c."""
+    """Run `evaluate` on a stand-in generator that returns training images of class class_for(c) for class c
+    (or class_for(c, seed) when it takes the seed too)."""
 
     def run(class_for, *extra, evaluator=evaluator_dir, split=evaluator_dir / "split.json"):
+        source = class_for if class_for.__code__.co_argcount == 2 else (lambda c, s: class_for(c))
         run_dir, train = fake_run(tmp_path, dataset, split)
 
         def load_generator(path, device=None):
@@ -217,8 +219,9 @@ def evaluate(tmp_path, dataset, evaluator_dir, monkeypatch):
             return torch.nn.Identity(), info
 
         def generate(generator, class_indices, seeds, **kwargs):
-            pools = [train.images[train.labels == class_for(c)] for c in range(len(CLASSES))]
-            return torch.stack([pools[c][s % len(pools[c])] for c, s in zip(class_indices, seeds)])
+            pools = [train.images[train.labels == c] for c in range(len(CLASSES))]
+            picked = [(source(c, s), s) for c, s in zip(class_indices, seeds)]
+            return torch.stack([pools[k][s % len(pools[k])] for k, s in picked])
 
         monkeypatch.setattr(sampling, "load_generator", load_generator)
         monkeypatch.setattr(sampling, "generate", generate)
@@ -256,6 +259,32 @@ def test_evaluate_gives_low_cas_to_a_generator_with_shuffled_labels(evaluate):
     saved = json.loads((out / "metrics.json").read_text())
     assert set(saved["metrics"]) == {"cas"}
     assert saved["metrics"]["cas"]["value"] <= 0.2 and saved["metrics"]["cas"]["real_test_accuracy"] >= 0.8
+
+
+def test_evaluate_filter_measures_the_images_a_curator_keeps(evaluate, capsys):
+    """--filter confidence keeps, per class, the first candidates the evaluator reads as their class (here
+    the even seeds; odd seeds draw another class) and says so in the report; a filter that nothing
+    passes (exact copies have novelty 0) names the thresholds to change."""
+    half_wrong = lambda c, s: c if s % 2 == 0 else (c + 1) % len(CLASSES)  # noqa: E731
+    code, out = evaluate(half_wrong, "--metrics", "cas", "--n-per-class", "4")
+    assert code == 0
+    unfiltered = json.loads((out / "metrics.json").read_text())["metrics"]["cas"]["value"]
+    assert 0.3 <= unfiltered <= 0.7  # half the stream is of the wrong class
+    args = ["--metrics", "cas", "--n-per-class", "4", "--filter", "confidence", "--filter-confidence", "0.5"]
+    code, out = evaluate(half_wrong, *args)
+    assert code == 0
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["metrics"]["cas"]["value"] >= 0.9
+    record = saved["meta"]["filtered"]
+    assert record["kind"] == "confidence" and record["kept_per_class"] == {name: 4 for name in CLASSES}
+    assert all(drawn >= 8 for drawn in record["drawn_per_class"].values())  # the odd seeds were rejected
+    assert saved["meta"]["evaluation_id"].endswith("-n4-filtered")
+    report = (out / "report.md").read_text()
+    assert "Computed on: 4 filtered generated + " in report and "chosen by the evaluator" in report
+    code, _ = evaluate(lambda c: c, "--metrics", "cas", "--filter", "confidence+novelty")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "novelty >= 0.75" in err and "lower --filter-confidence / --filter-novelty" in err
 
 
 def test_evaluating_twice_keeps_both_and_reports_its_stages(evaluate, tmp_path):

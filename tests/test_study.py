@@ -14,6 +14,7 @@ import torch
 from scipy import stats as scipy_stats
 
 from gan_studio.cli import main
+from gan_studio.metrics.candidates import FilterRule, SyntheticPool
 from gan_studio.study.arms import default_arms, plan_arms, select_arms
 from gan_studio.study.fit import (
     ConvergenceRule,
@@ -23,7 +24,6 @@ from gan_studio.study.fit import (
     learning_threshold,
 )
 from gan_studio.study.stats import paired_difference
-from gan_studio.study.synthetic import FilterRule, SyntheticPool
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -368,3 +368,33 @@ def test_a_help_over_a_baseline_that_did_not_learn_or_among_many_comparisons_say
     # 95%: [+0.5, +15.5]; over two comparisons the 97.5% interval reaches below zero.
     assert helped["low"] > 0 and helped["family_verdict"] == "no detectable effect"
     assert "does not hold at the corrected level (97.5% interval)" in text
+
+
+def test_realism_is_measured_again_when_the_images_change(tmp_path, monkeypatch):
+    """realism.json is reused only for the very images it compared: other synthetic images (a new
+    generator, split or filter) are tested again, never reported with the old figure."""
+    from types import SimpleNamespace
+
+    from gan_studio.study import realism
+
+    calls = []
+
+    def fake_test(a, b, *, sides, **_):
+        calls.append(sides)
+        return {"value": 0.5, "ci95": [0.4, 0.6], "p_value": 0.5, "n_real": len(a), "n_generated": len(b)}
+
+    monkeypatch.setattr(realism, "two_sample_test", fake_test)
+    g = torch.Generator().manual_seed(0)
+
+    def images(n):
+        return torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8, generator=g)
+
+    labels = torch.tensor([0, 1] * 4)
+    real = SimpleNamespace(images=images(8), labels=labels, class_names=["a", "b"])
+    validation = SimpleNamespace(images=images(8), labels=labels, class_names=["a", "b"])
+    synthetic = {"synthetic (filtered)": (images(8), labels)}
+    check = lambda syn: realism.realism_check(tmp_path, real, validation, syn, steps=5, device="cpu")  # noqa: E731
+    first = check(synthetic)
+    assert len(calls) == 2 and check(synthetic) == first and len(calls) == 2  # same images: cached
+    check({"synthetic (filtered)": (images(8), labels)})
+    assert len(calls) == 4  # other images: measured again

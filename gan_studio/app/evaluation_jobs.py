@@ -149,7 +149,9 @@ class EvaluationService:
         seed: int = 0,
         truncation: float = 1.0,
         metrics: list[str] | None = None,
+        filter: str = "none",
     ) -> Job:
+        """``evaluate``; ``filter`` (as ``evaluate --filter``) measures the candidates the study's filter keeps."""
         if tuple(evaluator.class_names) != tuple(generator.class_names):
             raise ValueError(
                 f"The evaluator '{evaluator.id}' knows other classes than '{generator.id}'; train one for this run first."
@@ -177,6 +179,8 @@ class EvaluationService:
             truncation,
             "--metrics",
             ",".join(metrics) if metrics else "all",
+            "--filter",
+            filter,
         )
         return self._start("evaluate", generator, argv, out, progress=progress)
 

@@ -6,12 +6,14 @@ import argparse
 import hashlib
 from pathlib import Path
 
+from gan_studio.metrics.candidates import FILTERS, FilterRule
 from gan_studio.training.evaluator import add_train_evaluator_parser
 from gan_studio.training.run_folder import RunFolder
 from gan_studio.utils.numbers import MAX_SEED, count, number_in
 from gan_studio.utils.progress import StageProgress, write_progress_file
 
 # What an evaluation goes through, in order; the app shows "stage 3 of 7 · generating: 4/10 classes".
+_FILTER = FilterRule()
 EVALUATE_STAGES = ("loading models", "real images", "generating", "features", "metrics", "c2st", "report")
 
 
@@ -36,6 +38,32 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--seed", type=count(0, MAX_SEED), default=0, help="first seed; image i of every class uses seed+i"
     )
     p.add_argument("--truncation", type=number_in(float, 0.0, 10.0), default=1.0)
+    p.add_argument(
+        "--filter",
+        choices=FILTERS,
+        default="none",
+        help="measure the images a curator keeps: per class, the first --n-per-class of the seed stream "
+        "that pass the evaluator's confidence (and novelty) thresholds, as the study adds them. CAS and "
+        "the feature metrics then measure the filter too; c2st (a fresh classifier) does not share its bias",
+    )
+    p.add_argument(
+        "--filter-confidence",
+        type=number_in(float, 0.0, 1.0),
+        default=_FILTER.confidence,
+        help="--filter: the evaluator's least probability of the intended class",
+    )
+    p.add_argument(
+        "--filter-novelty",
+        type=number_in(float, 0.0, 100.0),
+        default=_FILTER.novelty,
+        help="--filter: the least distance to the nearest real training image over the class's spacing",
+    )
+    p.add_argument(
+        "--filter-max-factor",
+        type=count(1, 1000),
+        default=_FILTER.max_factor,
+        help="--filter: draw at most this many candidates per image asked for, then measure what passed",
+    )
     p.add_argument(
         "--data", default=None, help="real dataset (default: the one recorded in the run's run.json)"
     )
@@ -209,14 +237,17 @@ def _real_images(args, info) -> dict:
     }
 
 
-def _generate(args, generator, info, stages: StageProgress):
-    """(uint8 images, their classes): n per class, image i of every class from seed + i."""
+def _generate(args, generator, info, evaluator, real: dict, stages: StageProgress):
+    """(uint8 images, their classes, the filter's record or None): n per class, image i of every class
+    from seed + i; with --filter, the first n of each class's seed stream that pass it."""
     from gan_studio import sampling
 
     classes = range(len(info.class_names))
+    stages.start("generating", total=len(info.class_names), unit="classes")
+    if args.filter != "none":
+        return _generate_filtered(args, generator, info, evaluator, real, stages)
     class_indices = [c for c in classes for _ in range(args.n_per_class)]
     seeds = [args.seed + i for _ in classes for i in range(args.n_per_class)]
-    stages.start("generating", total=len(info.class_names), unit="classes")
     fake = sampling.generate(
         generator,
         class_indices,
@@ -226,7 +257,57 @@ def _generate(args, generator, info, stages: StageProgress):
         progress=not args.no_progress,
         on_batch=stages.ticker(per_unit=args.n_per_class),
     )
-    return fake, class_indices
+    return fake, class_indices, None
+
+
+def _generate_filtered(args, generator, info, evaluator, real: dict, stages: StageProgress):
+    """The study's candidate streams, scored by this evaluator against the real train images."""
+    import numpy as np
+    import torch
+
+    from gan_studio import sampling
+    from gan_studio.metrics.candidates import NoveltyScorer, SyntheticPool
+
+    rule = FilterRule(args.filter_confidence, args.filter_novelty, args.filter_max_factor)
+    rule.validate()
+    train = real["train"]
+    _, train_features = evaluator.predict_uint8(train.images)
+    train_labels = np.asarray(train.labels)
+    pool = SyntheticPool(
+        lambda c, seeds: sampling.generate(
+            generator, [c] * len(seeds), seeds, truncation=args.truncation, batch_size=args.batch
+        ),
+        evaluator,
+        NoveltyScorer(train_features, train_labels),
+        rule,
+        first_seed=args.seed,
+        chunk=max(args.batch, 64),
+    )
+    images, class_indices, short = [], [], []
+    for c, name in enumerate(info.class_names):
+        positions, met = pool.select(c, args.n_per_class, args.filter)
+        if len(positions) < 2:
+            raise ValueError(
+                f"--filter {args.filter}: only {len(positions)} of {len(pool.streams[c])} candidates of "
+                f"class '{name}' pass (confidence >= {rule.confidence:g}"
+                + (f", novelty >= {rule.novelty:g}" if args.filter == "confidence+novelty" else "")
+                + "); lower --filter-confidence / --filter-novelty or raise --filter-max-factor."
+            )
+        if not met:
+            short.append(f"'{name}' {len(positions)}")
+        images.append(pool.images(c, positions))
+        class_indices += [c] * len(positions)
+        stages.update(c + 1)
+    summary = pool.summary()
+    record = {
+        "kind": args.filter,
+        "confidence": rule.confidence,
+        "novelty": rule.novelty if args.filter == "confidence+novelty" else None,
+        "drawn_per_class": {info.class_names[c]: s["drawn"] for c, s in summary.items()},
+        "kept_per_class": {info.class_names[c]: class_indices.count(c) for c in summary},
+        "short": short,
+    }
+    return torch.cat(images), class_indices, record
 
 
 def _measure(names: list[str], ctx, stages: StageProgress, c2st_steps: int) -> dict:
@@ -247,7 +328,32 @@ def _measure(names: list[str], ctx, stages: StageProgress, c2st_steps: int) -> d
     return {name: results[name] for name in names}
 
 
-def _meta(args, info, evaluator, real: dict) -> dict:
+def _filter_text(record: dict) -> str:
+    rule = f"confidence >= {record['confidence']:g}"
+    if record.get("novelty") is not None:
+        rule += f", novelty >= {record['novelty']:g} x the class's spacing"
+    drawn, kept = sum(record["drawn_per_class"].values()), sum(record["kept_per_class"].values())
+    return f"{rule}: {kept} kept of {drawn} drawn ({kept / max(drawn, 1):.0%})"
+
+
+def _filter_warnings(record: dict | None, evaluator_dir: Path) -> list[str]:
+    if record is None:
+        return []
+    warnings = [
+        f"the generated images were chosen by the evaluator '{evaluator_dir}' ({_filter_text(record)}): "
+        "CAS, FID/KID and precision/recall measure the filter as well as the generator; c2st (a "
+        "classifier trained from scratch) does not share the evaluator's bias."
+    ]
+    if record["short"]:
+        warnings.append(
+            f"the filter passed too few candidates of {', '.join(record['short'])} (kept of "
+            f"{max(record['drawn_per_class'].values())} drawn at most): the classes are unequal; raise --filter-max-factor "
+            "or lower the thresholds for equal classes."
+        )
+    return warnings
+
+
+def _meta(args, info, evaluator, real: dict, filtered: dict | None = None) -> dict:
     """What the figures were computed on: every entry of the history records it."""
     from gan_studio.metrics.history import utc_now
     from gan_studio.models.classifier import read_training_info
@@ -272,11 +378,21 @@ def _meta(args, info, evaluator, real: dict) -> dict:
         "real_test_per_class": {n: int((test.labels == c).sum()) for c, n in enumerate(names)},
         "n_per_class": args.n_per_class,
         "seed": args.seed,
-        "seeds": f"{args.seed}..{args.seed + args.n_per_class - 1} for every class",
+        "seeds": (
+            f"{args.seed}.. for every class, the first {args.n_per_class} passing the filter"
+            if filtered
+            else f"{args.seed}..{args.seed + args.n_per_class - 1} for every class"
+        ),
         "truncation": args.truncation,
+        **(
+            {"filter": filtered["kind"], "filter_rule": _filter_text(filtered), "filtered": filtered}
+            if filtered
+            else {}
+        ),
         "created": utc_now(),
         "warnings": _split_warnings(args.evaluator, real["split"], real["split_path"])
-        + _resolution_warnings(evaluator.resolution, info.resolution),
+        + _resolution_warnings(evaluator.resolution, info.resolution)
+        + _filter_warnings(filtered, args.evaluator),
     }
 
 
@@ -290,7 +406,7 @@ def run_evaluate(args) -> int:
     generator, info, evaluator, _ = _load_models(args)
     stages.start("real images", detail="reading the dataset")
     real = _real_images(args, info)
-    fake, class_indices = _generate(args, generator, info, stages)
+    fake, class_indices, filtered = _generate(args, generator, info, evaluator, real, stages)
     train, test = real["train"], real["test"]
     stages.start("features", total=len(train) + len(test) + len(fake), unit="images")
     ctx = build_context(
@@ -314,7 +430,7 @@ def run_evaluate(args) -> int:
     )
     results = _measure(names, ctx, stages, args.c2st_steps)
     stages.start("report")
-    meta = _meta(args, info, evaluator, real)
+    meta = _meta(args, info, evaluator, real, filtered)
     report = write_evaluation(results, ctx, args.out, meta=meta)
     stages.finish()
     for warning in meta["warnings"]:

@@ -87,6 +87,8 @@ def _evaluator_name(path: Any) -> str:
 def sample_size(meta: dict, n_classes: int | None = None) -> str:
     """Short: '200 generated + 140 real train per class' (what the figures were computed on)."""
     generated = meta.get("n_per_class")
+    if meta.get("filter"):
+        generated = f"{generated} filtered"
     real = _per_class(meta.get("real_train_per_class"), meta.get("n_real_train"), n_classes)
     if real is None:
         real_text = f"{meta['n_real_train']} real train images" if meta.get("n_real_train") else "real train"
@@ -121,7 +123,7 @@ def read_metrics(folder: Path) -> dict | None:
 def entry_id(meta: dict) -> str:
     """'20261205T101530Z-n50': when it was made (UTC when it says so) and generated images per class."""
     stamp = re.sub(r"[^0-9TZ]", "", str(meta.get("created") or "")) or "undated"
-    return f"{stamp}-n{meta.get('n_per_class', '?')}"
+    return f"{stamp}-n{meta.get('n_per_class', '?')}" + ("-filtered" if meta.get("filter") else "")
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,7 @@ class Evaluation:
             "n_per_class": self.meta.get("n_per_class"),
             "n_real_train": self.meta.get("n_real_train"),
             "seeds": self.meta.get("seeds"),
+            "filter": self.meta.get("filter_rule"),
             "computed_on": self.computed_on(),
             "metrics": self.headline,
             "folder": f"{HISTORY_DIR}/{self.id}" if self.origin == "history" else ".",

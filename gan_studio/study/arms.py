@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
-from gan_studio.study.synthetic import FILTERS
+from gan_studio.metrics.candidates import FILTERS
 
 USES = ("mix", "weighted", "share", "pretrain")
 DEFAULT_RATIOS = (0.2, 0.75, 1.25, 2.0)  # the original study's +20%, +75%, +125%, and +200%

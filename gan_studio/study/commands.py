@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gan_studio.metrics.candidates import FilterRule
 from gan_studio.models.classifier import ARCHITECTURES
 from gan_studio.study.arms import DEFAULT_RATIOS
 from gan_studio.study.fit import ConvergenceRule
-from gan_studio.study.synthetic import FilterRule
 from gan_studio.utils.numbers import count, fraction, number_in
 
 _RULE, _FILTER = ConvergenceRule(), FilterRule()

@@ -5,11 +5,14 @@ them from photos at a glance may learn that difference instead of the classes. S
 the classifier two-sample test (``metrics.c2st``) on what its arms actually get: the real training
 images against as many synthetic images of each class, unfiltered and filtered, and, as the
 baseline that reads "indistinguishable" with so few images, the training images against the
-validation fold. The test images stay unseen. Cached in ``realism.json``; cheap next to the arms.
+validation fold. The test images stay unseen. Cached in ``realism.json`` under a digest of the very
+images it compared, so a study whose generator, split or filter changed measures again (a cache keyed
+by the settings alone once kept a figure of images the study no longer used); cheap next to the arms.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +48,19 @@ def _summary(result: dict) -> dict:
     }
 
 
+def _digest(real, validation, synthetic: dict) -> str:
+    """sha1 over every image and label the tests read, in order."""
+    h = hashlib.sha1()
+    sets = [("real", real.images, real.labels), ("validation", validation.images, validation.labels)]
+    for name, (images, labels) in sorted(synthetic.items()):
+        sets.append((name, images, labels))
+    for name, images, labels in sets:
+        h.update(name.encode())
+        h.update(images.contiguous().numpy().tobytes())
+        h.update(np.asarray(labels, dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
 def realism_check(
     out: Path, real, validation, synthetic: dict, *, steps: int, device, progress: bool = False
 ) -> dict:
@@ -52,9 +68,10 @@ def realism_check(
     labels)}) and against the validation fold; cached in ``out/realism.json`` (computed once per budget)."""
     path = Path(out) / REALISM_JSON
     settings = {**SETTINGS, "steps": int(steps)}
+    images_sha1 = _digest(real, validation, synthetic)
     if path.is_file():
         cached = read_json(path)
-        if cached.get("settings") == settings:
+        if cached.get("settings") == settings and cached.get("images_sha1") == images_sha1:
             return cached
     class_names = list(real.class_names)
     resolution = int(real.images.shape[-1])
@@ -77,7 +94,11 @@ def realism_check(
             progress=progress,
             **common,
         )
-    doc = {"settings": settings, "tests": {name: _summary(result) for name, result in tests.items()}}
+    doc = {
+        "settings": settings,
+        "images_sha1": images_sha1,
+        "tests": {name: _summary(result) for name, result in tests.items()},
+    }
     write_json_atomic(path, doc)
     return doc
 

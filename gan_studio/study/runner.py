@@ -38,6 +38,7 @@ from gan_studio.data import (
 )
 from gan_studio.device import pick_device, resolve_precision
 from gan_studio.evaluation.run_record import gan_train_files
+from gan_studio.metrics.candidates import FilterRule, NoveltyScorer, SyntheticPool
 from gan_studio.models.classifier import ARCHITECTURES, load_evaluator, save_evaluator
 from gan_studio.models.classifier_fit import evaluate_classifier
 from gan_studio.study.arms import DEFAULT_RATIOS, ArmSpec, default_arms, plan_arms, select_arms
@@ -49,7 +50,6 @@ from gan_studio.study.fit import (
     learning_threshold,
 )
 from gan_studio.study.realism import realism_check
-from gan_studio.study.synthetic import FilterRule, NoveltyScorer, SyntheticPool
 from gan_studio.training.checkpoint import read_json, write_json_atomic
 from gan_studio.training.run_folder import RunFolder
 

@@ -31,12 +31,14 @@ from gan_studio.app.real_data import RealDataCache, real_grid
 from gan_studio.app.registry import ModelRegistry
 from gan_studio.evaluation.augment_bench.arms import ARM_KINDS
 from gan_studio.metrics import list_metrics
+from gan_studio.metrics.candidates import FILTERS, FilterRule
 from gan_studio.models.classifier import ARCHITECTURES
 from gan_studio.utils.numbers import MAX_COUNT
 
 # The command line's ranges (evaluate --n-per-class, augment-bench / study --seeds, study --budget-hours).
 N_PER_CLASS_MAX, SEEDS_MAX, BUDGET_HOURS_MAX = 100_000, 1000, 10_000.0
 JOB_KINDS = ("train-evaluator", "evaluate", "augment-bench", "study")
+_FILTER_RULE = f"confidence ≥ {FilterRule().confidence:g}, novelty ≥ {FilterRule().novelty:g}"
 NOT_BY_DEFAULT = ("inception_fid", "c2st")  # offered, unticked: no weights offline; minutes of training
 RESULT_OUTPUTS = (
     10  # overview, per class, samples, pairs, bench text and plot, report file and path, study x2
@@ -186,7 +188,7 @@ def listed(svc: EvalServices, run_id):
 
 def start(
     svc: EvalServices, kind, run_id, evaluator_id, arch_v, steps_v, n_v, seed_v, metric_v, arms_v, ratios_v,
-    bseeds, bsteps, study_n=0, study_s=3, study_h=0,
+    bseeds, bsteps, study_n=0, study_s=3, study_h=0, filter_v="none",
 ):  # fmt: skip
     """Start this run's job of ``kind`` in the background; returns the status line and the kind to watch."""
     entry = require_generator(svc, run_id)
@@ -202,8 +204,9 @@ def start(
             raise gr.Error("Tick at least one metric.")
         evaluator = require_evaluator(svc, evaluator_id, entry)
         job = svc.jobs.evaluate(
-            entry, evaluator, n_per_class=int(n_v), seed=int(seed_v), metrics=list(metric_v)
-        )
+            entry, evaluator, n_per_class=int(n_v), seed=int(seed_v), metrics=list(metric_v),
+            filter=filter_v if filter_v in FILTERS else "none",
+        )  # fmt: skip
     else:
         filtered = "real+syn_filtered" in (arms_v or [])
         evaluator = require_evaluator(svc, evaluator_id, entry) if filtered else None
@@ -340,6 +343,14 @@ def _evaluator_and_metrics(ui: SimpleNamespace) -> None:
             elem_id="eval-n",
         )
         ui.seed = gr.Number(value=0, precision=0, **SEED_BOUNDS, label="First seed", elem_id="eval-seed")
+        ui.filter = gr.Dropdown(
+            [("every sample", "none"), (f"kept by the filter: {_FILTER_RULE}", "confidence+novelty")],
+            value="none",
+            label="Generated images",
+            info="the filter measures what Curate and the study keep; CAS then measures the filter too",
+            elem_id="eval-filter",
+            scale=2,
+        )
     ui.metrics = gr.CheckboxGroup(
         metric_names,
         # inception_fid needs weights that cannot be downloaded; c2st trains two classifiers
@@ -439,6 +450,7 @@ def _wire(svc: EvalServices, ui: SimpleNamespace, picker) -> None:
     inputs = [
         picker.run, picker.evaluator, ui.arch, ui.eval_steps, ui.n_per_class, ui.seed, ui.metrics, ui.arms,
         ui.ratios, ui.bench_seeds, ui.bench_steps, ui.study_per_class, ui.study_seeds, ui.study_budget,
+        ui.filter,
     ]  # fmt: skip
     history_outputs, list_history = [ui.history, ui.pick], handler(listed, svc)
     start_job = handler(start, svc)

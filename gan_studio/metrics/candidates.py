@@ -1,15 +1,17 @@
-"""The study's synthetic images: one stream per class and seed, scored for confidence and novelty.
+"""Generated candidates filtered as a curator would: one stream per class, scored for confidence and novelty.
 
 Each class draws a stream of latent seeds (``first_seed + i``). Every candidate gets two scores from
-the study's evaluator, which trained on the arms' real images only:
+an evaluator (the study's, trained on the arms' real images only; or the one ``evaluate --filter``
+is given):
 
 - **confidence**: the probability it gives the intended class;
 - **novelty**: the distance (evaluator features) to the nearest real training image of any class,
   divided by the typical spacing of the class's training images (the memorisation metric's ratio).
-  Below ~0.5 an image is a near-copy of a training photo; it adds little a real-only arm lacks.
+  Below ~0.5 an image is a near-copy of a training photo; it adds little a real-only set lacks.
 
-An arm takes the first ``quota`` images of the stream that pass its filter, so a filtered set is the
-unfiltered stream, filtered, and a stricter filter only removes images.
+A consumer takes the first ``quota`` images of the stream that pass its filter, so a filtered set is
+the unfiltered stream, filtered, and a stricter filter only removes images. The study's arms and
+``evaluate --filter`` share it, so the images the study adds are the images evaluate measures.
 """
 
 from __future__ import annotations
