@@ -12,8 +12,8 @@ from gan_studio.training.run_folder import RunFolder
 from gan_studio.utils.numbers import MAX_SEED, count, number_in
 from gan_studio.utils.progress import StageProgress, write_progress_file
 
+_FILTER = FilterRule()  # --filter's defaults: the study's
 # What an evaluation goes through, in order; the app shows "stage 3 of 7 · generating: 4/10 classes".
-_FILTER = FilterRule()
 EVALUATE_STAGES = ("loading models", "real images", "generating", "features", "metrics", "c2st", "report")
 
 
