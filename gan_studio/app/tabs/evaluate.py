@@ -347,7 +347,7 @@ def _evaluator_and_metrics(ui: SimpleNamespace) -> None:
             [("every sample", "none"), (f"kept by the filter: {_FILTER_RULE}", "confidence+novelty")],
             value="none",
             label="Generated images",
-            info="the filter measures what Curate and the study keep; CAS then measures the filter too",
+            info="the study's filter (Curate's thresholds start lower); CAS then measures the filter too",
             elem_id="eval-filter",
             scale=2,
         )
