@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import tempfile
 import time
@@ -28,6 +29,7 @@ from gan_studio.models import Generator
 from gan_studio.sampling import generate, load_generator
 from gan_studio.side_by_side import PER_SIDE, REAL_VS_GENERATED, save_real_vs_generated, train_examples
 from gan_studio.training import checkpoint as ckpt
+from gan_studio.training.options import option_args
 from gan_studio.training.run_folder import PACKAGED_FILES, RUN_FILE, RunFolder
 from gan_studio.utils.images import save_image_grid
 
@@ -89,6 +91,7 @@ def package_run(
                 + ("weights stored as fp16" if fp16 else "weights stored as fp32")
             ),
             "config": run.get("config"),
+            "recipe_command": recipe_command(run),
             "commands": [
                 c
                 for c in [
@@ -185,6 +188,21 @@ def training_commands(run: dict, step: int, run_dir: Path) -> list[str | None]:
 def _guide_placeholder(command: str) -> str:
     """The command with its --guide folder (as typed) written as GUIDE."""
     return re.sub(r"(--guide(?:\s+|=))(\S+)", r"\1GUIDE", command)
+
+
+def recipe_command(run: dict) -> str | None:
+    """The one command that reproduces a run trained by ``train --recipe`` (run.json's "recipe"), its
+    folder named RUN; None for a run trained option by option."""
+    from gan_studio.training.recipes import builtin_recipes
+
+    recipe = run.get("recipe") or {}
+    if not recipe.get("name"):
+        return None
+    name = recipe["name"] if recipe["name"] in builtin_recipes() else Path(recipe.get("file") or "").name
+    overrides = {k: v for k, v in (recipe.get("overrides") or {}).items() if k != "out"}
+    return "python -m gan_studio " + shlex.join(
+        ["train", "--recipe", name, *option_args(overrides), "--out", "RUN"]
+    )
 
 
 def _init_generator_commands(source: str | None) -> list[str | None]:
@@ -366,7 +384,16 @@ def model_card(summary: dict, metrics: dict | None) -> str:
         f" torch {hw.get('torch', '?')})",
         f"- Precision: {summary['precision']}",
         "",
-        "Commands (in order):",
+        *(
+            [
+                "One command reproduces the training (run it again to continue after a stop):",
+                f"`{summary['recipe_command']}`",
+                "",
+                "The commands it runs, in order:",
+            ]
+            if summary.get("recipe_command")
+            else ["Commands (in order):"]
+        ),
         "",
         "```bash",
         *summary["commands"],

@@ -242,7 +242,11 @@ def test_tiny_recipe_trains_its_guide_at_the_phase_and_resumes_exactly(tmp_path,
         run_recipe("tiny", {"out": str(out), "g_width": 16}, progress=False)
 
     # The package's commands name the run's own guide GUIDE, made by train-evaluator.
-    from gan_studio.packaging import training_commands
+    from gan_studio.packaging import recipe_command, training_commands
 
     commands = "\n".join(c for c in training_commands(run, 30, whole) if c)
     assert "train-evaluator" in commands and "--guide GUIDE" in commands
+    # ... and the one command that made them all: the recipe with the run's own overrides.
+    one = recipe_command(run)
+    assert one.startswith("python -m gan_studio train --recipe tiny ") and one.endswith(" --out RUN")
+    assert "--log-every 5" in one and f"--data {demo_dir}" in one
