@@ -356,3 +356,41 @@ def test_stem_stride_is_saved_and_restored(tmp_path):
     torch.testing.assert_close(loaded(x), model(x))
     coarse = EvaluatorClassifier(class_names=["a", "b"], resolution=32).eval()
     assert coarse.backbone.features(x).shape[-1] * 2 == model.backbone.features(x).shape[-1]
+
+
+def test_evaluate_images_measures_a_curated_export(tmp_path, dataset, evaluator_dir, capsys):
+    """--images measures images already made (a Curate export: class folders and a manifest): only
+    those the manifest calls generated count, the real data comes from --data and --split, and a
+    class with too few images is named."""
+    export = tmp_path / "export"
+    entries = []
+    for name in CLASSES:
+        (export / name).mkdir(parents=True)
+        for i, source in enumerate(sorted((dataset / name).iterdir())[:5]):
+            kind = "real" if i == 4 else "generated"
+            shutil.copy(source, export / name / f"{kind}-{i}.png")
+            entries.append({"file": f"{name}/{kind}-{i}.png", "class": name, "source": kind})
+    manifest = {"schema": sampling.SAMPLES_SCHEMA, "model": {"step": 42}, "images": entries}
+    (export / "manifest.json").write_text(json.dumps(manifest))
+    out = tmp_path / "report"
+    argv = ["evaluate", "--images", str(export), "--evaluator", str(evaluator_dir), "--out", str(out)]
+    where = ["--data", str(dataset), "--split", str(evaluator_dir / "split.json")]
+    assert main([*argv, *where, "--metrics", "cas,memorization", *COMMON]) == 0
+    saved = json.loads((out / "metrics.json").read_text())
+    meta = saved["meta"]
+    assert meta["generated_per_class"] == {name: 4 for name in CLASSES} and meta["skipped_real_images"] == 3
+    assert meta["step"] == 42 and meta["images"] == str(export)
+    assert saved["metrics"]["cas"]["value"] >= 0.8 and saved["metrics"]["memorization"]["value"] > 0.5
+    assert "Computed on: 4 generated + " in (out / "report.md").read_text()
+    exported_zip = shutil.make_archive(str(tmp_path / "export"), "zip", export)  # as Curate writes it
+    argv[2] = exported_zip
+    assert main([*argv, *where, "--metrics", "cas", *COMMON]) == 0
+    assert json.loads((out / "metrics.json").read_text())["meta"]["skipped_real_images"] == 3
+
+    shutil.rmtree(export / "Red")  # an export where no Red candidate was accepted
+    argv[2] = str(export)
+    assert main([*argv, *where, "--metrics", "cas", *COMMON]) == 2
+    err = capsys.readouterr().err
+    assert "too few of Red (0)" in err
+    assert main([*argv, "--ckpt", str(export), *where, *COMMON]) == 2
+    assert "not both" in capsys.readouterr().err

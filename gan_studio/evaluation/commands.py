@@ -24,7 +24,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "evaluate",
         help="measure a generator with the evaluator: metrics.json + report.md, a new entry of --out's history",
     )
-    p.add_argument("--ckpt", required=True, help="run folder, checkpoint folder or generator folder")
+    p.add_argument("--ckpt", default=None, help="run folder, checkpoint folder or generator folder")
+    p.add_argument(
+        "--images",
+        type=Path,
+        default=None,
+        help="instead of --ckpt: generated images already made, e.g. a Curate export (.zip or folder, one "
+        "subfolder per class; with its manifest.json only the generated images count). Real images: "
+        "the run its manifest names, else give --data and --split",
+    )
     p.add_argument("--evaluator", required=True, type=Path, help="folder written by train-evaluator")
     p.add_argument(
         "--out",
@@ -101,6 +109,71 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_evaluate)
 
 
+def _images_info(args, evaluator):
+    """For --images: a stand-in for the generator's info (classes, size, step, run) from the manifest."""
+    from types import SimpleNamespace
+
+    from gan_studio.data import resolve_dataset_source
+    from gan_studio.sampling import MANIFEST_FILE, read_manifest
+
+    root = resolve_dataset_source(args.images)
+    # An export's manifest sits beside its class folders (a .zip may wrap them in one folder).
+    found = [root / MANIFEST_FILE, *sorted(root.glob(f"*/{MANIFEST_FILE}"))]
+    path = next((p for p in found if p.is_file()), None)
+    manifest = read_manifest(path) if path else None
+    root = path.parent if path else root
+    model = (manifest or {}).get("model") or {}
+    run_dir = Path(model["run_dir"]) if model.get("run_dir") else None
+    return SimpleNamespace(
+        class_names=list(evaluator.class_names),
+        resolution=evaluator.resolution,
+        step=model.get("step", -1),
+        source=str(args.images),
+        run_dir=run_dir if run_dir is not None and RunFolder(run_dir).run_path.is_file() else None,
+        root=root,
+        manifest=manifest,
+    )
+
+
+def _given_images(args, info):
+    """(uint8 images, their classes, their record) of --images: the generated ones of the manifest, else all."""
+    import numpy as np
+
+    from gan_studio.data import DatasetError, load_labeled_images
+
+    found = load_labeled_images(info.root, info.resolution, progress=not args.no_progress)
+    keep = list(range(len(found.records)))
+    if info.manifest is not None:
+        generated = {
+            e.get("file")
+            for e in info.manifest.get("images", [])
+            if e.get("source", "generated") == "generated"
+        }
+        keep = [i for i, r in enumerate(found.records) if r.path in generated]
+    unknown = sorted(set(found.class_names) - set(info.class_names))
+    if unknown:
+        raise DatasetError(
+            f"'{args.images}' has classes the evaluator does not know: {', '.join(unknown)}. Its class folders "
+            f"must be among {', '.join(info.class_names)}."
+        )
+    index = {name: c for c, name in enumerate(info.class_names)}
+    labels = [index[found.records[i].class_name] for i in keep]
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(info.class_names))
+    short = [f"{name} ({counts[c]})" for c, name in enumerate(info.class_names) if counts[c] < 2]
+    if short:
+        raise DatasetError(
+            f"'{args.images}' needs at least 2 generated images of every class the evaluator knows; it has "
+            f"too few of {', '.join(short)}. Export (or accept) more of those classes."
+        )
+    record = {
+        "images": str(args.images),
+        "manifest": info.manifest is not None,
+        "generated_per_class": {name: int(counts[c]) for c, name in enumerate(info.class_names)},
+        "skipped_real": len(found.records) - len(keep),
+    }
+    return found.images[keep], labels, record
+
+
 def _real_data_source(args, run_dir: Path | None) -> tuple[str, str]:
     """(dataset source, fit mode): --data wins, else what the run recorded in run.json."""
     from gan_studio.training.checkpoint import read_json
@@ -117,7 +190,8 @@ def _real_data_source(args, run_dir: Path | None) -> tuple[str, str]:
     if source:
         return source, fit
     raise ValueError(
-        f"'{args.ckpt}' does not record its dataset (no run.json); pass the real images with --data DIR."
+        f"'{args.ckpt or args.images}' does not record its dataset (no run.json); pass the real images "
+        "with --data DIR."
     )
 
 
@@ -139,7 +213,7 @@ def _split_path(args, run_dir: Path | None) -> Path:
         if path is not None and path.is_file():
             return path
     raise FileNotFoundError(
-        f"No split.json found for '{args.ckpt}' (looked in the run folder and '{args.evaluator}'). "
+        f"No split.json found for '{args.ckpt or args.images}' (looked in the run folder and '{args.evaluator}'). "
         "Pass the split the generator was trained with: --split RUN_DIR/split.json"
     )
 
@@ -178,6 +252,11 @@ def _resolution_warnings(evaluator_resolution: int, resolution: int) -> list[str
 def _metric_names(args) -> list[str]:
     from gan_studio.metrics import list_metrics
 
+    if (args.ckpt is None) == (args.images is None):
+        raise ValueError("Give the generator to evaluate (--ckpt) or images it made (--images), not both.")
+    if args.images is not None and args.filter != "none":
+        raise ValueError("--filter chooses among a generator's samples; with --images, filter in Curate.")
+
     if args.n_per_class < 2:
         raise ValueError("--n-per-class must be at least 2 (distribution metrics need two images per class).")
     if args.metrics == "all":
@@ -202,8 +281,10 @@ def _load_models(args):
     from gan_studio.models.classifier import load_evaluator
 
     device = pick_device(args.device)
-    generator, info = sampling.load_generator(args.ckpt, device=device)
     evaluator = load_evaluator(args.evaluator, device=device)
+    if args.images is not None:
+        return None, _images_info(args, evaluator), evaluator, device
+    generator, info = sampling.load_generator(args.ckpt, device=device)
     if list(evaluator.class_names) != list(info.class_names):
         raise ValueError(
             f"The evaluator '{args.evaluator}' knows classes {evaluator.class_names} but the generator has "
@@ -217,7 +298,7 @@ def _real_images(args, info) -> dict:
     from gan_studio.data import DatasetError, load_labeled_images, load_split
 
     # A package carries its run's run.json and split.json, so it names its own data and split too.
-    record_dir = info.run_dir or _package_dir(Path(args.ckpt))
+    record_dir = info.run_dir or (_package_dir(Path(args.ckpt)) if args.ckpt else None)
     source, fit = _real_data_source(args, record_dir)
     split_path = _split_path(args, record_dir)
     real = load_labeled_images(source, info.resolution, fit=fit, progress=not args.no_progress)
@@ -328,6 +409,20 @@ def _measure(names: list[str], ctx, stages: StageProgress, c2st_steps: int) -> d
     return {name: results[name] for name in names}
 
 
+def _given_meta(given: dict) -> dict:
+    """What --images replaces in the metadata: the images' own counts, no seeds."""
+    counts = list(given["generated_per_class"].values())
+    low, high = min(counts), max(counts)
+    return {
+        "images": given["images"],
+        "n_per_class": low if low == high else f"{low}-{high}",
+        "generated_per_class": given["generated_per_class"],
+        "seeds": "as made (given images)",
+        "truncation": None,
+        "skipped_real_images": given["skipped_real"],
+    }
+
+
 def _filter_text(record: dict) -> str:
     rule = f"confidence >= {record['confidence']:g}"
     if record.get("novelty") is not None:
@@ -406,7 +501,13 @@ def run_evaluate(args) -> int:
     generator, info, evaluator, _ = _load_models(args)
     stages.start("real images", detail="reading the dataset")
     real = _real_images(args, info)
-    fake, class_indices, filtered = _generate(args, generator, info, evaluator, real, stages)
+    if args.images is not None:
+        stages.start("generating", detail="reading the given images")
+        fake, class_indices, given = _given_images(args, info)
+        filtered = None
+    else:
+        fake, class_indices, filtered = _generate(args, generator, info, evaluator, real, stages)
+        given = None
     train, test = real["train"], real["test"]
     stages.start("features", total=len(train) + len(test) + len(fake), unit="images")
     ctx = build_context(
@@ -431,6 +532,8 @@ def run_evaluate(args) -> int:
     results = _measure(names, ctx, stages, args.c2st_steps)
     stages.start("report")
     meta = _meta(args, info, evaluator, real, filtered)
+    if given is not None:
+        meta.update(_given_meta(given))
     report = write_evaluation(results, ctx, args.out, meta=meta)
     stages.finish()
     for warning in meta["warnings"]:
