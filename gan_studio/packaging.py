@@ -255,6 +255,11 @@ def _placeholders(run: dict, run_dir: Path, evaluator_dir: str | Path | None) ->
     for path, name in [*((g, "GUIDE") for g in guides), (evaluator_dir, "EVAL")]:
         if path:
             found.update({str(path): name, str(Path(path).resolve()): name})
+    recipe_file = (run.get("recipe") or {}).get("file")
+    if recipe_file:  # a built-in recipe as the project names it, a user's by its file name
+        file = Path(recipe_file)
+        builtin = file.parent.name == "recipes" and file.parent.parent.name == "gan_studio"
+        found[recipe_file] = f"gan_studio/recipes/{file.name}" if builtin else file.name
     return {path: name for path, name in found.items() if path not in ("", ".")}
 
 

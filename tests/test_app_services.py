@@ -349,7 +349,8 @@ def test_train_options_come_from_the_declaration_or_the_recipe():
     assert (options.resolution, options.steps, options.width, options.batch) == (64, 10000, 24, 16)
     assert options.cli_args() == ["--recipe", "vise-parts-64"]  # nothing changed: the recipe alone
     options.steps, options.width = 6000, 32
-    assert options.cli_args() == "--recipe vise-parts-64 --steps 6000 --ngf 32 --ndf 32".split()
+    # D keeps the recipe's width relative to G's (twice as wide in vise-parts-64).
+    assert options.cli_args() == "--recipe vise-parts-64 --steps 6000 --ngf 32 --ndf 64".split()
     options.batch = 12  # class groups of 8 do not divide it: refused before anything starts
     with pytest.raises(ValueError, match="class_group_size 8 must divide batch 12"):
         options.cli_args()

@@ -250,3 +250,6 @@ def test_tiny_recipe_trains_its_guide_at_the_phase_and_resumes_exactly(tmp_path,
     one = recipe_command(run)
     assert one.startswith("python -m gan_studio train --recipe tiny ") and one.endswith(" --out RUN")
     assert "--log-every 5" in one and f"--data {demo_dir}" in one
+    from gan_studio.packaging import _placeholders
+
+    assert _placeholders(run, whole, None)[run["recipe"]["file"]] == "gan_studio/recipes/tiny.toml"

@@ -58,7 +58,7 @@ class TrainOptions:
     resolution: int = _default("resolution")
     steps: int = _default("steps")
     batch: int = _default("batch")
-    width: int = _default("g_width")  # --ngf and --ndf
+    width: int = _default("g_width")  # --ngf; --ndf the same, or the recipe's multiple of it
     z_dim: int = _default("z_dim")
     lr: float = _default("lr_g")
     diffaug: str = _default("diffaug")
@@ -102,7 +102,7 @@ class TrainOptions:
             "steps": self.steps,
             "batch": self.batch,
             "g_width": self.width,
-            "d_width": self.width,
+            "d_width": self._d_width(),
             "z_dim": self.z_dim,
             "lr_g": self.lr,
             "lr_d": self.lr,
@@ -116,6 +116,15 @@ class TrainOptions:
         if self.log_every or not self.recipe:
             values["log_every"] = self.log_every or max(1, min(10, self.steps // 100))
         return values
+
+    def _d_width(self) -> int:
+        """D keeps the recipe's width relative to G's (the shipped recipe's D is twice as wide)."""
+        if not self.recipe or self.recipe == CUSTOM:
+            return self.width
+        from gan_studio.training.recipes import load_recipe
+
+        config = load_recipe(self.recipe).resolve({}).config
+        return max(1, round(self.width * config.d_width / config.g_width))
 
     def cli_args(self) -> list[str]:
         from gan_studio.training.options import option_args

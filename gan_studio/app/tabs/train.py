@@ -405,7 +405,8 @@ def _advanced_options(ui: SimpleNamespace, initial: TrainOptions) -> None:
     """The Advanced accordion's fields, added to ``ui``."""
     with gr.Row():
         ui.width = gr.Dropdown(
-            ["8", "16", "24", "32", "64"], value=str(initial.width), label="Model width (ngf = ndf)",
+            ["8", "16", "24", "32", "64"], value=str(initial.width), label="Model width (ngf)",
+            info="ndf: the same, or the recipe's multiple of it",
             elem_id="train-width",
         )  # fmt: skip
         ui.z_dim = gr.Dropdown(
