@@ -190,15 +190,20 @@ def _guide_placeholder(command: str) -> str:
     return re.sub(r"(--guide(?:\s+|=))(\S+)", r"\1GUIDE", command)
 
 
+def _builtin_recipe(recipe: dict) -> bool:
+    """Whether run.json's "recipe" names one of the project's own recipes (not a user's file)."""
+    from gan_studio.training.recipes import builtin_recipes
+
+    return recipe.get("name") in builtin_recipes()
+
+
 def recipe_command(run: dict) -> str | None:
     """The one command that reproduces a run trained by ``train --recipe`` (run.json's "recipe"), its
     folder named RUN; None for a run trained option by option."""
-    from gan_studio.training.recipes import builtin_recipes
-
     recipe = run.get("recipe") or {}
     if not recipe.get("name"):
         return None
-    name = recipe["name"] if recipe["name"] in builtin_recipes() else Path(recipe.get("file") or "").name
+    name = recipe["name"] if _builtin_recipe(recipe) else Path(recipe.get("file") or "").name
     overrides = {k: v for k, v in (recipe.get("overrides") or {}).items() if k != "out"}
     return "python -m gan_studio " + shlex.join(
         ["train", "--recipe", name, *option_args(overrides), "--out", "RUN"]
@@ -255,11 +260,10 @@ def _placeholders(run: dict, run_dir: Path, evaluator_dir: str | Path | None) ->
     for path, name in [*((g, "GUIDE") for g in guides), (evaluator_dir, "EVAL")]:
         if path:
             found.update({str(path): name, str(Path(path).resolve()): name})
-    recipe_file = (run.get("recipe") or {}).get("file")
-    if recipe_file:  # a built-in recipe as the project names it, a user's by its file name
-        file = Path(recipe_file)
-        builtin = file.parent.name == "recipes" and file.parent.parent.name == "gan_studio"
-        found[recipe_file] = f"gan_studio/recipes/{file.name}" if builtin else file.name
+    recipe = run.get("recipe") or {}
+    if recipe.get("file"):  # a built-in recipe as the project names it, a user's by its file name
+        name = Path(recipe["file"]).name
+        found[recipe["file"]] = f"gan_studio/recipes/{name}" if _builtin_recipe(recipe) else name
     return {path: name for path, name in found.items() if path not in ("", ".")}
 
 

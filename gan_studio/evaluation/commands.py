@@ -249,13 +249,16 @@ def _resolution_warnings(evaluator_resolution: int, resolution: int) -> list[str
     ]
 
 
-def _metric_names(args) -> list[str]:
-    from gan_studio.metrics import list_metrics
-
+def _check_sources(args) -> None:
+    """One source of generated images: a generator (--ckpt, optionally --filter) or --images."""
     if (args.ckpt is None) == (args.images is None):
         raise ValueError("Give the generator to evaluate (--ckpt) or images it made (--images), not both.")
     if args.images is not None and args.filter != "none":
         raise ValueError("--filter chooses among a generator's samples; with --images, filter in Curate.")
+
+
+def _metric_names(args) -> list[str]:
+    from gan_studio.metrics import list_metrics
 
     if args.n_per_class < 2:
         raise ValueError("--n-per-class must be at least 2 (distribution metrics need two images per class).")
@@ -495,6 +498,7 @@ def run_evaluate(args) -> int:
     from gan_studio.metrics import build_context, write_evaluation
     from gan_studio.metrics.report import summary_line
 
+    _check_sources(args)
     names = _metric_names(args)
     stages = _progress(args, names)
     stages.start("loading models")
