@@ -16,6 +16,7 @@ from pathlib import Path
 from PIL import Image
 
 from gan_studio.app.common import TILE_FONT
+from gan_studio.app.export import SavedExport
 from gan_studio.app.interpolation import FILMSTRIP_FRAME
 from gan_studio.utils.images import label_size
 from tests.app_support import tiny_evaluator
@@ -273,14 +274,18 @@ def test_curate_tab_accepts_two_images_and_exports(page, app):
     screenshot(page, "6-curate")
 
 
-def test_evaluate_tab_shows_its_state(page):
+def test_evaluate_tab_shows_its_state(page, app):
     open_tab(page, "Evaluate", "evaluate")
     expect(page.locator("#eval-status")).to_contain_text("No job running.")
     page.locator("#eval-refresh").click()
     expect(page.locator("#eval-report-path")).to_contain_text(re.compile("No evaluation yet|Saved"))
     expect(page.locator("#eval-train")).to_be_enabled()
     expect(page.locator("#eval-run")).to_be_enabled()
+    # The export made in Curate above is one of the image sets an evaluation can measure (--images).
+    (archive,) = sorted((app[1].workdir / "exports").glob("tiny-curated-*.zip"))
+    choose(page, "eval-filter", f"export {SavedExport(archive, {}).made[5:]} · 2 images")
     screenshot(page, "7-evaluate")
+    choose(page, "eval-filter", "every sample")
 
 
 def test_evaluate_tab_shows_real_images_beside_the_samples_used(

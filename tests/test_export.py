@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import zipfile
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,7 +15,15 @@ from PIL import Image
 
 from gan_studio.app.common import decisive
 from gan_studio.app.curation import SORT_ORDERS, Candidate, CurationStore, next_cursor, step_cursor, view
-from gan_studio.app.export import METADATA_COLUMNS, check_size, missing_warning
+from gan_studio.app.evaluation_jobs import EvaluationService
+from gan_studio.app.export import (
+    METADATA_COLUMNS,
+    check_size,
+    export_file_name,
+    missing_warning,
+    saved_exports,
+)
+from gan_studio.app.jobs import JobRunner
 from gan_studio.data.folder import ImageRecord
 from gan_studio.sampling import SAMPLES_SCHEMA, upgrade_manifest
 
@@ -194,3 +204,29 @@ def test_the_hugging_face_loader_reads_both_metadata_formats(store, real, tmp_pa
         )
         assert sorted(set(zip(ds["label"], ds["class_index"]))) == [("Clamp", 1), ("Nut", 0), ("Slider", 2)]
         assert ds[0]["image"].size == (32, 32)
+
+
+def test_the_exports_an_evaluation_can_measure_are_this_models_newest_first(store, tmp_path):
+    """Evaluate lists a model's Curate exports (evaluate --images): by name and manifest, never a path
+    a client sends."""
+    folder = tmp_path / "exports"
+    older = store.export(folder / export_file_name("toy", "20261205-100000-0a"), class_names=CLASSES, size=32)
+    newer = store.export(folder / export_file_name("toy", "20261205-110000-0b"), class_names=CLASSES, size=32)
+    os.utime(older.path, (1_000_000, 1_000_000))
+    (folder / export_file_name("toy", "broken")).write_bytes(b"not a zip")  # skipped, not an error
+    with zipfile.ZipFile(
+        folder / export_file_name("toy", "other-model"), "w"
+    ) as zf:  # named for it, drawn by another
+        zf.writestr("manifest.json", json.dumps({"model": {"id": "toy-2"}, "classes": []}))
+    found = saved_exports(folder, "toy")
+    assert [e.path for e in found] == [newer.path, older.path]
+    assert found[0].generated_per_class == {"Nut": 2, "Clamp": 1, "Slider": 0}
+    assert found[0].label == "export 12-05 11:00:00 · 3 images"
+    assert saved_exports(folder, "toy-2") == []  # its images, but a name the app never gave its exports
+
+    service = EvaluationService(JobRunner(), tmp_path, exports_dir=folder)
+    toy = SimpleNamespace(id="toy")
+    assert service.export_path(toy, newer.path.name) == newer.path
+    for name in ("../curation/toy/state.json", str(newer.path), export_file_name("toy", "other-model")):
+        with pytest.raises(ValueError, match="is not a Curate export of 'toy'"):
+            service.export_path(toy, name)

@@ -94,6 +94,9 @@ def test_the_label_says_what_a_figure_was_computed_on():
     older = {"n_per_class": 200, "n_real_train": 1400}  # no per-class counts recorded
     assert history.sample_size(older, n_classes=10) == "200 generated + 140 real train per class"
     assert history.sample_size(older) == "200 generated per class + 1400 real train images"
+    given = {**meta(3, "x"), "n_per_class": "3-5", "images": "/w/exports/toy-curated-1.zip"}  # --images
+    assert history.sample_size(given) == "3-5 generated (given: toy-curated-1.zip) + 15 real train per class"
+    assert history.entry_id({**given, "created": "2026-12-05T10:00:00Z"}) == "20261205T100000Z-n3-5-given"
 
 
 def test_the_shipped_package_is_the_first_entry_and_is_never_written(tmp_path):

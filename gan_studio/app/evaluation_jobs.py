@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from gan_studio.app.export import SavedExport, saved_exports
 from gan_studio.app.jobs import Job, JobRunner, cli_command, tqdm_progress
 from gan_studio.app.real_data import dataset_of
 from gan_studio.app.registry import ModelEntry
@@ -83,8 +84,15 @@ def job_status(job: Job | None) -> JobStatus:
 class EvaluationService:
     """Output folders: inside an app run when the generator is one, else under the workspace."""
 
-    def __init__(self, jobs: JobRunner, workdir: Path, fallback_data: str | None = None):
+    def __init__(
+        self,
+        jobs: JobRunner,
+        workdir: Path,
+        fallback_data: str | None = None,
+        exports_dir: Path | None = None,
+    ):
         self.jobs, self.workdir, self.fallback_data = jobs, Path(workdir), fallback_data
+        self.exports_dir = Path(exports_dir) if exports_dir is not None else self.workdir / "exports"
 
     def _own_folder(self, entry: ModelEntry, name: str, workspace_kind: str) -> Path:
         if entry.source == "run" and entry.run_dir is not None:
@@ -140,6 +148,20 @@ class EvaluationService:
         )
         return self._start("train-evaluator", generator, argv, out)
 
+    def exports(self, generator: ModelEntry) -> list[SavedExport]:
+        """The Curate exports of ``generator`` in the workspace, newest first: sets an evaluation can measure."""
+        return saved_exports(self.exports_dir, generator.id)
+
+    def export_path(self, generator: ModelEntry, name: str) -> Path:
+        """The export of ``generator`` called ``name``; only a file listed by ``exports``, never another path."""
+        found = next((e.path for e in self.exports(generator) if e.path.name == name), None)
+        if found is None:
+            raise ValueError(
+                f"'{name}' is not a Curate export of '{generator.id}' in this workspace (it may have been "
+                "removed to make room); export the set again in Curate & export, then pick it here."
+            )
+        return found
+
     def evaluate(
         self,
         generator: ModelEntry,
@@ -150,38 +172,27 @@ class EvaluationService:
         truncation: float = 1.0,
         metrics: list[str] | None = None,
         filter: str = "none",
+        export: str | None = None,
     ) -> Job:
-        """``evaluate``; ``filter`` (as ``evaluate --filter``) measures the candidates the study's filter keeps."""
+        """``evaluate``; ``filter`` (as ``evaluate --filter``) measures the candidates the study's filter keeps,
+        ``export`` (the name of one of ``exports``) the generated images of a Curate export (``--images``)."""
         if tuple(evaluator.class_names) != tuple(generator.class_names):
             raise ValueError(
                 f"The evaluator '{evaluator.id}' knows other classes than '{generator.id}'; train one for this run first."
             )
+        if export:
+            images = ["--images", self.export_path(generator, export)]
+        else:
+            images = ["--ckpt", generator.path, "--n-per-class", n_per_class, "--seed", seed,
+                      "--truncation", truncation, "--filter", filter]  # fmt: skip
         data_args, _ = self._data_args(generator)
         out = self.report_dir(generator)
         progress = out.parent / f"{out.name}.progress.json"
         progress.unlink(missing_ok=True)  # a finished job's stages are not this one's
         argv = cli_command(
-            "evaluate",
-            "--ckpt",
-            generator.path,
-            "--evaluator",
-            evaluator.path,
-            "--out",
-            out,
-            "--progress-file",
-            progress,
-            *data_args,
-            "--n-per-class",
-            n_per_class,
-            "--seed",
-            seed,
-            "--truncation",
-            truncation,
-            "--metrics",
-            ",".join(metrics) if metrics else "all",
-            "--filter",
-            filter,
-        )
+            "evaluate", *images, "--evaluator", evaluator.path, "--out", out, "--progress-file", progress,
+            *data_args, "--metrics", ",".join(metrics) if metrics else "all",
+        )  # fmt: skip
         return self._start("evaluate", generator, argv, out, progress=progress)
 
     def augment_bench(
@@ -332,9 +343,10 @@ def _where(evaluation: Evaluation, generator: ModelEntry) -> str:
 
 def _images_per_class(meta: dict, n_classes: int) -> str:
     """'200 + 140' under the header 'generated + real per class' (the full wording is in sample_size)."""
-    text = history.sample_size(meta, n_classes)
+    text = history.sample_size({**meta, "images": None}, n_classes)  # the export is named above the tables
     if text.endswith(" real train per class"):
-        return text.removesuffix(" real train per class").replace(" generated + ", " + ")
+        given = " given + " if meta.get("images") else " + "  # a Curate export's images, not samples drawn
+        return text.removesuffix(" real train per class").replace(" generated + ", given)
     return text
 
 

@@ -13,9 +13,11 @@ in one folder, so an export carries one of them.
 from __future__ import annotations
 
 import csv
+import glob
 import io
 import json
 import os
+import re
 import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
@@ -28,6 +30,7 @@ from gan_studio.data.folder import load_image
 from gan_studio.sampling import SampleRecord, build_manifest, real_entry, safe_name
 
 METADATA_FORMATS = ("metadata.csv", "metadata.jsonl")
+MANIFEST_MAX_BYTES = 64 * 1024 * 1024  # a manifest is a few hundred bytes per image
 MIN_SIZE, MAX_SIZE = 8, 1024
 # One flat row per image: what `datasets` turns into columns (file_name becomes the `image` column).
 METADATA_COLUMNS = (
@@ -319,3 +322,66 @@ def export_dataset(
         manifest["n_real"],
         missing_warning(classes),
     )
+
+
+def export_file_name(model_id: str, stamp: str) -> str:
+    """'<model>-curated-<stamp>.zip': the name the Curate tab gives an export of ``model_id``."""
+    return f"{safe_name(model_id.replace('/', '__'))}-curated-{stamp}.zip"
+
+
+def read_export_manifest(path: Path) -> dict | None:
+    """The manifest.json of an export .zip, or None when the file is not one (unreadable, no manifest)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            info = zf.getinfo("manifest.json")
+            if info.file_size > MANIFEST_MAX_BYTES:
+                return None
+            manifest = json.loads(zf.read(info).decode("utf-8"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+@dataclass(frozen=True)
+class SavedExport:
+    """An export on disk and what it holds: generated images per class, in the model's class order."""
+
+    path: Path
+    generated_per_class: dict[str, int]
+
+    @property
+    def n_generated(self) -> int:
+        return sum(self.generated_per_class.values())
+
+    @property
+    def made(self) -> str:
+        """'2026-12-05 15:37:28', from the name the Curate tab gave it (else the name itself)."""
+        stamp = re.search(r"-curated-(\d{4})(\d\d)(\d\d)-(\d\d)(\d\d)(\d\d)-[0-9a-f]+\.zip$", self.path.name)
+        return "{}-{}-{} {}:{}:{}".format(*stamp.groups()) if stamp else self.path.name
+
+    @property
+    def label(self) -> str:
+        """'export 12-05 15:37:28 · 40 images': short enough to show whole in the Evaluate tab's list."""
+        return f"export {self.made[5:] if self.made[:4].isdigit() else self.made} · {self.n_generated} images"
+
+
+def _modified(path: Path) -> tuple[float, str]:
+    try:
+        return path.stat().st_mtime, path.name
+    except OSError:  # pruned since it was listed: read_export_manifest skips it
+        return 0.0, path.name
+
+
+def saved_exports(folder: Path, model_id: str) -> list[SavedExport]:
+    """The Curate exports of ``model_id`` in ``folder``, newest first: the .zip files named for it whose
+    manifest says this model drew their generated images."""
+    prefix = export_file_name(model_id, "")[: -len(".zip")]
+    paths = [Path(p) for p in glob.glob(glob.escape(str(Path(folder) / prefix)) + "*.zip")]
+    found = []
+    for path in sorted(paths, key=_modified, reverse=True):
+        manifest = read_export_manifest(path)
+        if manifest is None or (manifest.get("model") or {}).get("id") != model_id:
+            continue
+        rows = [r for r in manifest.get("classes") or [] if isinstance(r, dict) and "name" in r]
+        found.append(SavedExport(path, {str(r["name"]): int(r.get("generated") or 0) for r in rows}))
+    return found

@@ -89,11 +89,12 @@ def sample_size(meta: dict, n_classes: int | None = None) -> str:
     generated = meta.get("n_per_class")
     if meta.get("filter"):
         generated = f"{generated} filtered"
+    made = f" (given: {Path(str(meta['images'])).name})" if meta.get("images") else ""
     real = _per_class(meta.get("real_train_per_class"), meta.get("n_real_train"), n_classes)
     if real is None:
         real_text = f"{meta['n_real_train']} real train images" if meta.get("n_real_train") else "real train"
-        return f"{generated} generated per class + {real_text}"
-    return f"{generated} generated + {real} real train per class"
+        return f"{generated} generated per class{made} + {real_text}"
+    return f"{generated} generated{made} + {real} real train per class"
 
 
 def computed_on(meta: dict, n_classes: int | None = None) -> str:
@@ -123,7 +124,8 @@ def read_metrics(folder: Path) -> dict | None:
 def entry_id(meta: dict) -> str:
     """'20261205T101530Z-n50': when it was made (UTC when it says so) and generated images per class."""
     stamp = re.sub(r"[^0-9TZ]", "", str(meta.get("created") or "")) or "undated"
-    return f"{stamp}-n{meta.get('n_per_class', '?')}" + ("-filtered" if meta.get("filter") else "")
+    kind = "-filtered" if meta.get("filter") else "-given" if meta.get("images") else ""
+    return f"{stamp}-n{meta.get('n_per_class', '?')}{kind}"
 
 
 @dataclass(frozen=True)

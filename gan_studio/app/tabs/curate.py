@@ -41,10 +41,9 @@ from gan_studio.app.curation import (
     set_name,
     step_cursor,
 )
-from gan_studio.app.export import METADATA_FORMATS, check_size
+from gan_studio.app.export import METADATA_FORMATS, check_size, export_file_name
 from gan_studio.app.postprocess import FILTERS, build_chain
 from gan_studio.app.tabs.sample import filter_controls
-from gan_studio.sampling import safe_name
 from gan_studio.utils import limits
 
 ACCEPT_COLOUR, REJECT_COLOUR = (22, 163, 74), (220, 38, 38)
@@ -310,7 +309,7 @@ class _Curate:
         self.studio.prune_outputs()  # older outputs make room within GAN_STUDIO_MAX_OUTPUT_MB
         # Unique: clients exporting the same run in the same second must not write one file.
         stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(6)}"
-        name = f"{safe_name(entry.id.replace('/', '__'))}-curated-{stamp}.zip"
+        name = export_file_name(entry.id, stamp)
         result = store.export(
             self.studio.path("exports") / name,
             class_names=entry.class_names,

@@ -39,6 +39,8 @@ from gan_studio.utils.numbers import MAX_COUNT
 N_PER_CLASS_MAX, SEEDS_MAX, BUDGET_HOURS_MAX = 100_000, 1000, 10_000.0
 JOB_KINDS = ("train-evaluator", "evaluate", "augment-bench", "study")
 _FILTER_RULE = f"confidence ≥ {FilterRule().confidence:g}, novelty ≥ {FilterRule().novelty:g}"
+SAMPLE_CHOICES = [("every sample", "none"), (f"kept by the filter: {_FILTER_RULE}", "confidence+novelty")]
+EXPORT_CHOICE = "export:"  # + an export's file name: its generated images (evaluate --images)
 NOT_BY_DEFAULT = ("inception_fid", "c2st")  # offered, unticked: no weights offline; minutes of training
 RESULT_OUTPUTS = (
     10  # overview, per class, samples, pairs, bench text and plot, report file and path, study x2
@@ -64,7 +66,7 @@ class EvalServices:
     @classmethod
     def of(cls, studio) -> EvalServices:
         return cls(
-            jobs=EvaluationService(studio.jobs, studio.workdir, studio.default_data),
+            jobs=EvaluationService(studio.jobs, studio.workdir, studio.default_data, studio.path("exports")),
             registry=studio.registry,
             real_data=studio.real_data,
             real_dir=lambda: studio.path("real"),
@@ -203,9 +205,10 @@ def start(
         if not metric_v:
             raise gr.Error("Tick at least one metric.")
         evaluator = require_evaluator(svc, evaluator_id, entry)
+        export = filter_v[len(EXPORT_CHOICE) :] if str(filter_v or "").startswith(EXPORT_CHOICE) else None
         job = svc.jobs.evaluate(
             entry, evaluator, n_per_class=int(n_v), seed=int(seed_v), metrics=list(metric_v),
-            filter=filter_v if filter_v in FILTERS else "none",
+            filter=filter_v if filter_v in FILTERS else "none", export=export,
         )  # fmt: skip
     else:
         filtered = "real+syn_filtered" in (arms_v or [])
@@ -243,6 +246,15 @@ def poll(svc: EvalServices, run_id, kind, last):
     if finished and kind == "train-evaluator":
         gr.Info("The evaluator is ready: pick it at the top of the page (↻ Refresh lists it).")
     return (summary, _bar(state.fraction, state.state), state.log_tail, *fresh, signature)
+
+
+def image_sources(svc: EvalServices, run_id, current=None):
+    """The "Generated images" choices: the model's samples (all, or the filter's) and its Curate exports,
+    newest first; the current choice is kept while it is still there."""
+    exports = svc.jobs.exports(require_generator(svc, run_id)) if run_id else []
+    choices = SAMPLE_CHOICES + [(e.label, EXPORT_CHOICE + e.path.name) for e in exports]
+    values = [value for _, value in choices]
+    return gr.update(choices=choices, value=current if current in values else "none")
 
 
 def show_real(svc: EvalServices, run_id, samples_shown):
@@ -343,14 +355,15 @@ def _evaluator_and_metrics(ui: SimpleNamespace) -> None:
             elem_id="eval-n",
         )
         ui.seed = gr.Number(value=0, precision=0, **SEED_BOUNDS, label="First seed", elem_id="eval-seed")
-        ui.filter = gr.Dropdown(
-            [("every sample", "none"), (f"kept by the filter: {_FILTER_RULE}", "confidence+novelty")],
-            value="none",
-            label="Generated images",
-            info="the study's filter (Curate's thresholds start lower); CAS then measures the filter too",
-            elem_id="eval-filter",
-            scale=2,
-        )
+    ui.filter = gr.Dropdown(
+        SAMPLE_CHOICES,
+        value="none",
+        label="Generated images",
+        info="the model's samples, all or those the study's filter keeps (Curate's thresholds start lower; "
+        "CAS then measures the filter too), or a Curate export of it as saved: does the set you would add "
+        "pass for your photos (c2st)?",
+        elem_id="eval-filter",
+    )
     ui.metrics = gr.CheckboxGroup(
         metric_names,
         # inception_fid needs weights that cannot be downloaded; c2st trains two classifiers
@@ -474,6 +487,10 @@ def _wire(svc: EvalServices, ui: SimpleNamespace, picker) -> None:
     picker.run.change(shown, [picker.run], result_outputs, api_name=False).then(
         list_history, [picker.run], history_outputs, api_name=False
     )
+    sources = handler(image_sources, svc)
+    picker.run.change(sources, [picker.run], [ui.filter], api_name=False)
+    # An export made in Curate since: listed when the user opens the list.
+    ui.filter.focus(sources, [picker.run, ui.filter], [ui.filter], api_name="evaluation_sources")
     api_kind, api_out = gr.Textbox(visible=False), gr.JSON(visible=False)
     api_kind.submit(handler(job_state, svc), [picker.run, api_kind], [api_out], api_name="job_status")
 
