@@ -118,7 +118,11 @@ def test_settings_default_and_validate():
         "seed": 7,
         "max_per_class": None,
         "augment": "none",
+        "coarse_px": None,
     }
+    ctx.options = {"c2st_coarse_px": 32}  # the images' own size: nothing to reduce
+    with pytest.raises(ValueError, match="from 2 to 31"):
+        c2st_settings(ctx)
     ctx.options = {"c2st_steps": 0}
     with pytest.raises(ValueError, match="positive steps"):
         c2st_settings(ctx)
@@ -128,3 +132,25 @@ def test_settings_default_and_validate():
     assert wilson_interval(0, 0) is None
     low, high = wilson_interval(50, 100)
     assert low < 0.5 < high and high - low == pytest.approx(0.19, abs=0.01)
+
+
+def striped_squares(per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``squares`` whose noisy background is replaced by 1-pixel stripes of the same mean: told apart
+    from them by fine texture only."""
+    images, labels = squares(per_class, seed)
+    stripes = torch.zeros(32, 32, dtype=torch.uint8)
+    stripes[:, ::2] = 79
+    background = (images < 80).all(dim=1, keepdim=True)  # the squares' colours have a channel above 80
+    return torch.where(background, stripes, images), labels
+
+
+def test_coarse_c2st_tells_a_texture_from_a_shape_difference(tmp_path):
+    """A difference in fine texture only: told apart at full detail, not once both sides are reduced to
+    4 px (the squares' placement, size and colour are drawn alike on both sides)."""
+    real, fake = squares(40, seed=3), striped_squares(40, seed=5)
+    full = compute_metrics(["c2st"], context(real, fake))["c2st"]
+    assert full["value"] >= 0.9, full
+    coarse = compute_metrics(["c2st"], context(real, fake, squares(40, seed=6), c2st_coarse_px=4))["c2st"]
+    assert 0.3 <= coarse["value"] <= 0.7, coarse
+    assert coarse["classifier"]["coarse_px"] == 4 and "reduced to 4 px" in coarse["label"]
+    assert coarse["real_baseline"] is not None  # the baseline is reduced alike

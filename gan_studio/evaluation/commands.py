@@ -97,6 +97,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=0,
         help="c2st: at most this many images of each class on each side (0: all that balance allows)",
     )
+    p.add_argument(
+        "--c2st-coarse",
+        type=count(0),
+        default=0,
+        metavar="PX",
+        help="c2st on every image reduced to PX pixels and enlarged back: only coarse shape, pose and colour "
+        "are left to tell them apart, so a figure near 0.5 there (and near 1.0 at full detail) says the tell "
+        "is fine texture (0: full detail)",
+    )
     p.add_argument("--batch", type=count(1, 4096), default=64, help="generation batch size")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")
@@ -530,6 +539,7 @@ def run_evaluate(args) -> int:
             "c2st_steps": args.c2st_steps,
             "c2st_seed": args.seed if args.c2st_seed is None else args.c2st_seed,
             "c2st_max_per_class": args.c2st_max_per_class or None,
+            "c2st_coarse_px": args.c2st_coarse or None,
         },
         tick=stages.ticker(),
     )

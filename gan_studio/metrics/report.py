@@ -254,6 +254,12 @@ def _c2st_section(r: dict) -> list[str]:
     """How the two-sample test was run, and both of its figures side by side."""
     c = r["classifier"]
     cap = f", at most {c['max_per_class']} per class and side" if c.get("max_per_class") else ""
+    coarse = (
+        f" Every image was first reduced to {c['coarse_px']} px and enlarged back: only coarse shape, pose and "
+        "colour were left to tell the sides apart."
+        if c.get("coarse_px")
+        else ""
+    )
     rows = [
         ["real train vs generated", *_c2st_side(r, ("real", "generated"))],
         ["real train vs real test (baseline)", *_c2st_side(r.get("baseline") or {}, ("train", "test"))],
@@ -274,7 +280,7 @@ def _c2st_section(r: dict) -> list[str]:
         f"the two sides apart on half of each, balanced within every class{cap}, for {c['steps']} steps of "
         f"{c['batch_size']} images (seed {c['seed']}, augmentation: {c['augment']}), and is scored on the other "
         "half. 50% means it cannot tell them apart, 100% that it always can. The baseline runs the same test "
-        "on real train against real test images: read the generator's figure against it.",
+        f"on real train against real test images: read the generator's figure against it.{coarse}",
         "",
         _table(header, rows),
         "",
