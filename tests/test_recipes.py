@@ -39,7 +39,8 @@ def test_every_option_is_declared_once_with_todays_flags_and_defaults():
                        "--mode-seeking": "mode_seeking", "--lr-g": "lr_g"}.items():  # fmt: skip
         assert flags[flag] == name
     assert TrainConfig.PHASE_OPTIONS == ("mode_seeking", "mode_seeking_space", "shape_mmd", "pose_mmd", "guide",
-                                         "guide_weight", "guide_confidence", "guide_target", "guide_augment")  # fmt: skip
+                                         "guide_weight", "guide_confidence", "guide_target", "guide_augment",
+                                         "diffaug")  # fmt: skip
     assert set(TrainConfig.RESUMABLE_OVERRIDES) == {
         "steps", "log_every", "sample_every", "ckpt_every", "keep_checkpoints", "out", "device", "compile",
     }  # fmt: skip

@@ -226,7 +226,11 @@ class TrainConfig:
         maximum=MAX_COUNT,
     )
     # augmentation
-    diffaug: str = option("color,translation,cutout", help="DiffAugment policy ('' for none)")
+    diffaug: str = option(
+        "color,translation,cutout",
+        help="DiffAugment policy ('' for none): what D sees of every real and fake image",
+        phase=True,
+    )
     flip: bool = option(True, help="disable random horizontal flips of real images")
     # data
     fit: str = option(
