@@ -318,6 +318,12 @@ def test_evaluating_twice_keeps_both_and_reports_its_stages(evaluate, tmp_path):
     assert "Computed on: 4 generated + " in (second.folder / "report.md").read_text()
 
 
+def test_evaluate_refuses_a_coarse_c2st_at_the_images_own_size(evaluate, tmp_path, capsys):
+    code, out = evaluate(lambda c: c, "--metrics", "cas,c2st", "--c2st-coarse", "32")
+    assert code == 2 and not (out / "metrics.json").exists()  # refused before anything was measured
+    assert "--c2st-coarse 32: reduce the 32 px images to 2 to 31 pixels" in capsys.readouterr().err
+
+
 def test_evaluate_refuses_an_evaluator_of_other_classes(evaluate, tmp_path, evaluator_dir, capsys):
     other = tmp_path / "other_evaluator"
     shutil.copytree(evaluator_dir, other)

@@ -512,6 +512,11 @@ def run_evaluate(args) -> int:
     stages = _progress(args, names)
     stages.start("loading models")
     generator, info, evaluator, _ = _load_models(args)
+    if "c2st" in names and args.c2st_coarse and not 2 <= args.c2st_coarse < info.resolution:
+        raise ValueError(  # before minutes of generating and reading, not after
+            f"--c2st-coarse {args.c2st_coarse}: reduce the {info.resolution} px images to 2 to "
+            f"{info.resolution - 1} pixels, or leave it out (0) for the test at full detail."
+        )
     stages.start("real images", detail="reading the dataset")
     real = _real_images(args, info)
     if args.images is not None:
