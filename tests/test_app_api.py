@@ -231,35 +231,36 @@ def test_evaluate_tab_runs_metrics_and_the_augmentation_experiment(client, app):
 
 def test_evaluate_tab_measures_a_curate_export(client, app):
     """The set a user would add, measured as it was exported (evaluate --images): picked in Evaluate's
-    "Generated images" list, which names the model's Curate exports."""
+    "Generated images" list, which names the model's Curate exports. On the workspace's copy of the tiny
+    run: an evaluation of a run is kept in its folder, and the tiny run is shared read-only."""
     client.predict(
-        "tiny", "tiny-evaluator", "All classes", 2, 10, 1.0, [], 3, 40, 80, 1.2, api_name="/curate_generate"
+        "mine", "tiny-evaluator", "All classes", 2, 0, 1.0, [], 3, 40, 80, 1.2, api_name="/curate_generate"
     )
-    client.predict("tiny", "All classes", 0.0, 0.0, api_name="/curate_thresholds")
-    archive, _ = client.predict("tiny", False, 32, "metadata.csv", api_name="/curate_export")
+    client.predict("mine", "All classes", 0.0, 0.0, api_name="/curate_thresholds")
+    archive, _ = client.predict("mine", False, 32, "metadata.csv", api_name="/curate_export")
     name = Path(archive).name
     with zipfile.ZipFile(archive) as zf:
         n_generated = json.loads(zf.read("manifest.json"))["n_generated"]
-    sources = client.predict("tiny", "none", api_name="/evaluation_sources")["choices"]
+    sources = client.predict("mine", "none", api_name="/evaluation_sources")["choices"]
     exports = [(label, value) for label, value in sources if value.startswith("export:")]
     assert exports[0] == (
         f"export {SavedExport(Path(name), {}).made[5:]} · {n_generated} images",
         f"export:{name}",
     )
-    inputs = eval_tab_inputs("tiny", "tiny-evaluator", metrics=["cas", "memorization"])
+    inputs = eval_tab_inputs("mine", "tiny-evaluator", metrics=["cas", "memorization"])
     client.predict(*inputs, 0, 3, 0, f"export:{name}", api_name="/evaluate")
-    job = job_done(client, "tiny", "evaluate")
+    job = job_done(client, "mine", "evaluate")
     assert job["state"] == "finished", job["log"]
-    overview, *_, where, _, _ = client.predict("tiny", api_name="/evaluation_results")
+    overview, *_, where, _, _ = client.predict("mine", api_name="/evaluation_results")
     assert f"(given: {name})" in where
     assert any("near-copies" in row[3] for row in overview["data"])  # memorisation of the exported set
-    history, _ = client.predict("tiny", api_name="/evaluation_history")
+    history, _ = client.predict("mine", api_name="/evaluation_history")
     newest = history["value"]["data"][0]
     assert " given + " in newest[3]
-    kept = EvaluationService(app[1].jobs, app[1].workdir).history(app[1].registry.get("generator", "tiny"))
+    kept = EvaluationService(app[1].jobs, app[1].workdir).history(app[1].registry.get("generator", "mine"))
     assert sum(kept[-1].meta["generated_per_class"].values()) == n_generated
     with pytest.raises(AppError):  # only the exports listed: never a path a client makes up
-        client.predict(*inputs, 0, 3, 0, "export:../curation/tiny/state.json", api_name="/evaluate")
+        client.predict(*inputs, 0, 3, 0, "export:../curation/mine/state.json", api_name="/evaluate")
 
 
 def test_app_py_builds_a_module_level_demo_for_spaces(tmp_path, tiny_run):

@@ -387,7 +387,7 @@ def test_evaluate_images_measures_a_curated_export(tmp_path, dataset, evaluator_
     assert meta["generated_per_class"] == {name: 4 for name in CLASSES} and meta["skipped_real_images"] == 3
     assert meta["step"] == 42 and meta["images"] == str(export)
     assert saved["metrics"]["cas"]["value"] >= 0.8 and saved["metrics"]["memorization"]["value"] > 0.5
-    assert "Computed on: 4 generated + " in (out / "report.md").read_text()
+    assert f"Computed on: 4 generated (given: {export.name}) + " in (out / "report.md").read_text()
     exported_zip = shutil.make_archive(str(tmp_path / "export"), "zip", export)  # as Curate writes it
     argv[2] = exported_zip
     assert main([*argv, *where, "--metrics", "cas", *COMMON]) == 0
