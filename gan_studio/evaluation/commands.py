@@ -505,6 +505,7 @@ def _meta(args, info, evaluator, real: dict, filtered: dict | None = None) -> di
 
 def run_evaluate(args) -> int:
     from gan_studio.metrics import build_context, write_evaluation
+    from gan_studio.metrics.c2st import MIN_COARSE_PX, coarse_px_fits
     from gan_studio.metrics.report import summary_line
 
     _check_sources(args)
@@ -512,9 +513,9 @@ def run_evaluate(args) -> int:
     stages = _progress(args, names)
     stages.start("loading models")
     generator, info, evaluator, _ = _load_models(args)
-    if "c2st" in names and args.c2st_coarse and not 2 <= args.c2st_coarse < info.resolution:
+    if "c2st" in names and args.c2st_coarse and not coarse_px_fits(args.c2st_coarse, info.resolution):
         raise ValueError(  # before minutes of generating and reading, not after
-            f"--c2st-coarse {args.c2st_coarse}: reduce the {info.resolution} px images to 2 to "
+            f"--c2st-coarse {args.c2st_coarse}: reduce the {info.resolution} px images to {MIN_COARSE_PX} to "
             f"{info.resolution - 1} pixels, or leave it out (0) for the test at full detail."
         )
     stages.start("real images", detail="reading the dataset")

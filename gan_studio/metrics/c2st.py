@@ -43,6 +43,11 @@ MIN_COARSE_PX = 2
 BASELINE_SIDES = ("train", "test")
 
 
+def coarse_px_fits(coarse_px: int, resolution: int) -> bool:
+    """Whether images of ``resolution`` px can be reduced to ``coarse_px`` (at least 2, below their size)."""
+    return MIN_COARSE_PX <= coarse_px < resolution
+
+
 def c2st_settings(ctx: MetricContext) -> dict:
     """The test's knobs from ``ctx.options`` (``c2st_steps``, ``c2st_batch``, ``c2st_seed``,
     ``c2st_max_per_class``, ``c2st_augment``, ``c2st_coarse_px``), with their defaults filled in."""
@@ -69,7 +74,7 @@ def c2st_settings(ctx: MetricContext) -> dict:
             f"got {settings['max_per_class']}"
         )
     resolution = int(ctx.fake.images.shape[-1])
-    if settings["coarse_px"] is not None and not MIN_COARSE_PX <= settings["coarse_px"] < resolution:
+    if settings["coarse_px"] is not None and not coarse_px_fits(settings["coarse_px"], resolution):
         raise ValueError(
             f"c2st_coarse_px must be from {MIN_COARSE_PX} to {resolution - 1} (below the images' {resolution} px), "
             f"got {settings['coarse_px']}"
