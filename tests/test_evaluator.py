@@ -261,20 +261,30 @@ def test_evaluate_gives_low_cas_to_a_generator_with_shuffled_labels(evaluate):
     assert saved["metrics"]["cas"]["value"] <= 0.2 and saved["metrics"]["cas"]["real_test_accuracy"] >= 0.8
 
 
-def test_evaluate_filter_measures_the_images_a_curator_keeps(evaluate, capsys):
+def test_evaluate_filter_measures_the_images_a_curator_keeps(evaluate, capsys, monkeypatch):
     """--filter confidence keeps, per class, the first candidates the evaluator reads as their class (here
-    the even seeds; odd seeds draw another class) and says so in the report; a filter that nothing
+    the even seeds; odd seeds draw another class) and says so in the report, reading each image set once
+    (the filter's novelty and the metrics share the train images' features); a filter that nothing
     passes (exact copies have novelty 0) names the thresholds to change."""
     half_wrong = lambda c, s: c if s % 2 == 0 else (c + 1) % len(CLASSES)  # noqa: E731
+    read, predict = [], EvaluatorClassifier.predict_uint8
+
+    def counting(self, images, *args, **kwargs):
+        read.append((len(images), float(images.float().sum())))
+        return predict(self, images, *args, **kwargs)
+
+    monkeypatch.setattr(EvaluatorClassifier, "predict_uint8", counting)
     code, out = evaluate(half_wrong, "--metrics", "cas", "--n-per-class", "4")
     assert code == 0
     unfiltered = json.loads((out / "metrics.json").read_text())["metrics"]["cas"]["value"]
     assert 0.3 <= unfiltered <= 0.7  # half the stream is of the wrong class
     args = ["--metrics", "cas", "--n-per-class", "4", "--filter", "confidence", "--filter-confidence", "0.5"]
+    read.clear()
     code, out = evaluate(half_wrong, *args)
     assert code == 0
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["metrics"]["cas"]["value"] >= 0.9
+    assert len(read) == len(set(read)), "an image set was read twice"
     record = saved["meta"]["filtered"]
     assert record["kind"] == "confidence" and record["kept_per_class"] == {name: 4 for name in CLASSES}
     assert all(drawn >= 8 for drawn in record["drawn_per_class"].values())  # the odd seeds were rejected

@@ -360,12 +360,16 @@ def _generate_filtered(args, generator, info, evaluator, real: dict, stages: Sta
 
     from gan_studio import sampling
     from gan_studio.metrics.candidates import NoveltyScorer, SyntheticPool
+    from gan_studio.metrics.context import FeatureSet
 
     rule = FilterRule(args.filter_confidence, args.filter_novelty, args.filter_max_factor)
     rule.validate()
     train = real["train"]
-    _, train_features = evaluator.predict_uint8(train.images)
-    train_labels = np.asarray(train.labels)
+    # Kept for the metrics (build_context), which read the same features of the same images.
+    real["train_features"] = FeatureSet.from_images(
+        evaluator, train.images, train.labels, names=[r.path for r in train.records]
+    )
+    train_features, train_labels = real["train_features"].features, np.asarray(train.labels)
     pool = SyntheticPool(
         lambda c, seeds: sampling.generate(
             generator, [c] * len(seeds), seeds, truncation=args.truncation, batch_size=args.batch
@@ -528,9 +532,11 @@ def run_evaluate(args) -> int:
         fake, class_indices, filtered = _generate(args, generator, info, evaluator, real, stages)
         given = None
     train, test = real["train"], real["test"]
-    stages.start("features", total=len(train) + len(test) + len(fake), unit="images")
+    known = real.get("train_features")  # --filter has read them already
+    stages.start("features", total=(0 if known else len(train)) + len(test) + len(fake), unit="images")
     ctx = build_context(
         evaluator,
+        real_train=known,
         real_train_images=train.images,
         real_train_labels=train.labels,
         real_train_names=[r.path for r in train.records],

@@ -100,10 +100,15 @@ def build_context(
     progress: bool = False,
     options: dict | None = None,
     tick: Callable[[float, float], None] | None = None,
+    real_train: FeatureSet | None = None,
 ) -> MetricContext:
     """Run the evaluator once over every image set and bundle the results for ``compute_metrics``;
-    ``tick(done, total)`` counts the images featurised so far, over all sets."""
-    sets = [real_train_images, fake_images, *([real_test_images] if real_test_images is not None else [])]
+    ``tick(done, total)`` counts the images featurised so far, over all sets. ``real_train``: the
+    train images' features when the caller has them already (``--filter`` reads them to score
+    novelty), so that they are not computed twice."""
+    sets = [fake_images, *([real_test_images] if real_test_images is not None else [])]
+    if real_train is None:
+        sets.append(real_train_images)
     total, done = sum(len(s) for s in sets), [0]
 
     def features(images, labels, names, desc):
@@ -127,7 +132,9 @@ def build_context(
     return MetricContext(
         class_names=list(evaluator.class_names),
         evaluator=evaluator,
-        real_train=features(real_train_images, real_train_labels, real_train_names, "features: real train"),
+        real_train=real_train
+        if real_train is not None
+        else features(real_train_images, real_train_labels, real_train_names, "features: real train"),
         fake=features(fake_images, fake_labels, None, "features: generated"),
         real_test=real_test,
         seed=seed,
