@@ -38,7 +38,8 @@ def test_every_option_is_declared_once_with_todays_flags_and_defaults():
                        "--no-flip": "flip", "--split": "split_file", "--guide-weight": "guide_weight",
                        "--mode-seeking": "mode_seeking", "--lr-g": "lr_g"}.items():  # fmt: skip
         assert flags[flag] == name
-    assert TrainConfig.PHASE_OPTIONS == ("mode_seeking", "mode_seeking_space", "shape_mmd", "pose_mmd", "guide",
+    assert TrainConfig.PHASE_OPTIONS == ("mode_seeking", "mode_seeking_space", "shape_mmd", "pose_mmd", "layout_mmd",
+                                         "guide",
                                          "guide_weight", "guide_confidence", "guide_target", "guide_augment",
                                          "diffaug")  # fmt: skip
     assert set(TrainConfig.RESUMABLE_OVERRIDES) == {

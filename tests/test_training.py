@@ -675,6 +675,33 @@ def test_pose_mmd_prefers_a_class_spread_like_its_real_images(tmp_path, demo_dir
     _assert_resume_starts_phase(tmp_path / "phase", demo_dir, "pose_mmd", 2.0)
 
 
+def test_layout_mmd_tells_a_brightness_spread_unlike_its_real_images(tmp_path, demo_dir):
+    """--layout-mmd: a class's real images are closer (in the MMD of 8 x 8 thumbnails) to its real
+    images than the same images lit alternately brighter and darker, or copies of one; the gradient
+    reaches the pixels, the term is logged, 0 when off, and a phase option on --resume."""
+    from gan_studio.training.loop import Trainer
+
+    trainer = Trainer(
+        _config(demo_dir, tmp_path / "layout", 2, batch=8, class_group_size=8, layout_mmd=1.0), progress=False
+    )
+    members = trainer.class_members[0]
+    real = trainer.images[members].float().div(127.5).sub(1.0)
+    shift = torch.tensor([0.25, -0.25]).repeat(len(real))[: len(real)].view(-1, 1, 1, 1)
+    relit = (real + shift).clamp(-1, 1)
+    copies = real[:1].repeat(len(real), 1, 1, 1)
+    labels = torch.zeros(len(real), dtype=torch.long)
+    term = trainer.terms["layout_mmd"]
+    assert term.mmd(real, labels) < min(term.mmd(relit, labels), term.mmd(copies, labels))
+    relit.requires_grad_(True)
+    term.mmd(relit, labels).backward()
+    assert relit.grad.abs().sum() > 0
+    stats = trainer.train_step()
+    assert 0 < stats["loss_layout_mmd"] < float("inf") and stats["loss_pose_mmd"] == 0.0
+    plain = Trainer(_config(demo_dir, tmp_path / "plain", 2), progress=False)
+    assert plain.train_step()["loss_layout_mmd"] == 0.0
+    _assert_resume_starts_phase(tmp_path / "phase", demo_dir, "layout_mmd", 2.0)
+
+
 # A run folder written by the trainer before its loss terms became objects of their own
 # (gan_studio/training/losses): class groups, mode seeking in shape space, shape and pose MMD and the
 # auxiliary classifier, 2 steps. Its weights (~0.5 MB) are not stored: tensors.json records each

@@ -156,6 +156,17 @@ class TrainConfig:
         minimum=0.0,
         maximum=1000.0,
     )
+    # Weight of a per-class MMD on each image reduced to 8 x 8 pixels (0: off): brightness, colours,
+    # the part's place and size. A classifier still tells samples from photos at that size when only
+    # D judges them (docs/experiments/2026-12-05-where-c2st-sees-the-samples.md).
+    layout_mmd: float = option(
+        0.0,
+        phase=True,
+        help="weight of a per-class MMD on each image reduced to 8x8 pixels: asks each class to spread over "
+        "brightness, colours, place and size as its real images do (0: off; pair it with --class-groups)",
+        minimum=0.0,
+        maximum=1000.0,
+    )
     class_loss: float = option(
         1.0,
         help="weight of the auxiliary-classifier loss (AC-GAN): D classifies real images, G must make fakes "

@@ -16,7 +16,7 @@ from gan_studio.training.losses.base import (
     weighted_total,
 )
 from gan_studio.training.losses.class_loss import ClassLoss
-from gan_studio.training.losses.class_mmd import PoseMMD, ShapeMMD
+from gan_studio.training.losses.class_mmd import LayoutMMD, PoseMMD, ShapeMMD
 from gan_studio.training.losses.guide import GuideLoss, load_guide
 from gan_studio.training.losses.mode_seeking import ModeSeeking
 from gan_studio.training.losses.reconstruction import Reconstruction
@@ -38,7 +38,15 @@ __all__ = [
 
 # Every term, in the order each phase runs them. The order is part of a run's trajectory: terms
 # draw random numbers (the guide's augmentation) and add gradients in it.
-TERM_TYPES: tuple[type[Term], ...] = (Reconstruction, ClassLoss, ModeSeeking, ShapeMMD, PoseMMD, GuideLoss)
+TERM_TYPES: tuple[type[Term], ...] = (
+    Reconstruction,
+    ClassLoss,
+    ModeSeeking,
+    ShapeMMD,
+    PoseMMD,
+    LayoutMMD,
+    GuideLoss,
+)
 
 # The hinge loss's statistics, which the trainer itself computes and every step logs.
 HINGE_STATS = ("loss_d_real", "loss_d_fake", "loss_g", "logits_real", "logits_fake", "r_t")

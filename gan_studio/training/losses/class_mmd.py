@@ -1,6 +1,7 @@
-"""Per-class MMD between the fakes' and the real train images' shape or pose (``--shape-mmd``,
-``--pose-mmd``): asks each class to cover the poses and places of its real images, which a class
-drawn in one pose misses. Works best with --class-groups (several fakes per class)."""
+"""Per-class MMD between the fakes' and the real train images' shape, pose or coarse layout
+(``--shape-mmd``, ``--pose-mmd``, ``--layout-mmd``): asks each class to cover the poses, places and
+looks of its real images, which a class drawn in one pose misses. Works best with --class-groups
+(several fakes per class)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 
 from gan_studio.models.layers import fp32
 from gan_studio.training.losses.base import StepContext, Term, TermResult, TermSetup
-from gan_studio.training.losses.image_features import pose_features, pose_moments
+from gan_studio.training.losses.image_features import layout_features, pose_features, pose_moments
 from gan_studio.training.losses.mmd import class_rows, real_feature_bank, squared_mmd
 
 
@@ -60,3 +61,13 @@ class PoseMMD(ClassMMD):
     name = option = "pose_mmd"
     stats = ("loss_pose_mmd",)
     features = staticmethod(pose_moments)
+
+
+class LayoutMMD(ClassMMD):
+    """On each image reduced to 8 x 8 pixels: its brightness, the table's and the part's colours, the
+    part's place and size, together. Asks each class's fakes to spread over these as its photos do,
+    which a classifier still reads at that size when D does not enforce it."""
+
+    name = option = "layout_mmd"
+    stats = ("loss_layout_mmd",)
+    features = staticmethod(layout_features)
