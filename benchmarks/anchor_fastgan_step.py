@@ -17,6 +17,10 @@ offline, so the backbone is randomly initialised (``lpips.LPIPS(pretrained=False
 pnet_rand=True)``): the same arithmetic, meaningless values. ``--recon mse`` is the comparison at
 equal loss (ours uses MSE). Augmentation is this project's ``diff_augment`` (color, translation),
 which is the same operation as the official ``DiffAugment``.
+
+``--compile`` wraps both official networks in ``torch.compile`` (the official code has no such
+option): the fair partner of our ``--compile on`` step. Give it enough ``--warmup`` iterations to
+compile every variant (D's four reconstruction quarters, real and fake).
 """
 
 from __future__ import annotations
@@ -48,6 +52,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument(
         "--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: autocast around the passes"
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile both networks (warm-up iterations compile)"
     )
     args = parser.parse_args()
 
@@ -83,6 +90,7 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
+    run_g, run_d = (torch.compile(net_g), torch.compile(net_d)) if args.compile else (net_g, net_d)
     avg_param_g = [p.detach().clone() for p in net_g.parameters()]
     opt_g = torch.optim.Adam(net_g.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(net_d.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -113,12 +121,12 @@ def main() -> None:
         real = diff_augment(real_pool[start : start + args.batch], policy)
         noise = torch.randn(args.batch, args.nz, device=device)
         with passes():
-            fakes = [diff_augment(f, policy) for f in net_g(noise)]
+            fakes = [diff_augment(f, policy) for f in run_g(noise)]
 
         net_d.zero_grad()
         part = random.randint(0, 3)
         with passes():
-            pred, (rec_all, rec_small, rec_part) = net_d(real, "real", part=part)
+            pred, (rec_all, rec_small, rec_part) = run_d(real, "real", part=part)
             err = (
                 F.relu(torch.rand_like(pred) * 0.2 + 0.8 - pred).mean()
                 + recon(rec_all, F.interpolate(real, rec_all.shape[2]))
@@ -127,23 +135,25 @@ def main() -> None:
             )
         err.backward()
         with passes():
-            pred = net_d([f.detach() for f in fakes], "fake")
+            pred = run_d([f.detach() for f in fakes], "fake")
             loss_fake = F.relu(torch.rand_like(pred) * 0.2 + 0.8 + pred).mean()
         loss_fake.backward()
         opt_d.step()
 
         net_g.zero_grad()
         with passes():
-            loss_g = -net_d(fakes, "fake").mean()
+            loss_g = -run_d(fakes, "fake").mean()
         loss_g.backward()
         opt_g.step()
         with torch.no_grad():
             for p, avg in zip(net_g.parameters(), avg_param_g):
                 avg.mul_(0.999).add_(0.001 * p)
 
+    t0 = time.perf_counter()
     for i in range(args.warmup):
         iteration(i)
     sync()
+    warmup_s = time.perf_counter() - t0
     times = []
     for i in range(args.steps):
         t0 = time.perf_counter()
@@ -158,6 +168,8 @@ def main() -> None:
                 "recon": args.recon,
                 "device": str(device),
                 "precision": args.precision,
+                "compiled": args.compile,
+                "warmup_s": round(warmup_s, 1),
                 "images_per_s": round(args.batch * len(times) / sum(times), 2),
                 "res": args.res,
                 "batch": args.batch,

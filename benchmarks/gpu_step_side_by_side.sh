@@ -79,8 +79,13 @@ for recipe in photos-cpu-64 gpu-128 gpu-256; do
         done
     done
 done
-# 3. The official networks with their default reconstruction loss (LPIPS, random backbone).
+# 3. The anchor comparison with both sides compiled, and the official networks with their default
+#    reconstruction loss (LPIPS, random backbone).
+measure "ours-256-b8-w64-bf16-compiled" $TT --res 256 --batch 8 --width 64 --d-widths fastgan --precision bf16 \
+    --set compile=on
 if [ -n "$OFFICIAL" ] && [ -f "$OFFICIAL/models.py" ]; then
+    measure "official-256-b8-bf16-mse-compiled" python benchmarks/anchor_fastgan_step.py --official-repo "$OFFICIAL" \
+        --device cuda --precision bf16 --recon mse --steps "$STEPS" --warmup 6 --compile
     measure "official-256-b8-fp32-lpips" python benchmarks/anchor_fastgan_step.py --official-repo "$OFFICIAL" \
         --device cuda --recon lpips --steps "$STEPS" --warmup 3
 fi

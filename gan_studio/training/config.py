@@ -293,15 +293,16 @@ class TrainConfig:
     )
     # torch.compile of G's and D's forward and backward passes (their shapes are fixed for a run), with
     # CUDA graphs on GPUs. Random draws stay torch's own, so a compiled run follows the eager one
-    # within float rounding (tests/test_compile.py); the first steps compile (minutes on a CPU). Off
-    # by default: on a CPU it pays only after some 3500 steps, and on GPUs it is not yet measured.
+    # within float rounding (tests/test_compile.py); the first steps compile (minutes on a CPU, and it
+    # needs a C++ compiler there). Off by default: on a CPU it pays after some 3500 steps at 64 px
+    # (1.35x) and some 300 at 256 px (1.28x), and on GPUs it is not yet measured.
     compile: str = option(
         "off",
         choices=("on", "off"),
         resumable=True,
         help="compile the networks' training passes (torch.compile; CUDA graphs on GPUs): fewer, fused "
-        "kernels once the first steps have compiled them (minutes on a CPU; pays in runs of 4000+ steps "
-        "there; see BENCHMARKS.md)",
+        "kernels once the first steps have compiled them (minutes on a CPU; pays there after some 3500 steps "
+        "at 64 px, 300 at 256 px; see BENCHMARKS.md)",
     )
     extra: dict = option(default_factory=dict, cli=False)
 
