@@ -810,13 +810,14 @@ def test_a_run_written_before_the_loss_terms_refactor_resumes(tmp_path, demo_dir
 
 def test_each_statistic_keeps_the_name_the_app_plots():
     """log.jsonl's columns are the terms' statistics: the same names, in the same order, as runs
-    written before the terms became objects (gan_studio/app/training_manager.py plots them)."""
+    written before the terms became objects (gan_studio/app/training_manager.py plots them), and
+    the statistics of terms made since after them."""
     from gan_studio.training.losses import TERM_TYPES, stat_names
 
     assert stat_names() == (
         "loss_d_real", "loss_d_fake", "loss_recon", "loss_g", "logits_real", "logits_fake", "r_t",
         "loss_ms", "loss_cls_real", "loss_cls_fake", "acc_cls_real", "loss_shape_mmd", "loss_pose_mmd",
-        "loss_guide", "acc_guide_fake",
+        "loss_guide", "acc_guide_fake", "loss_layout_mmd",
     )  # fmt: skip
     names = [kind.name for kind in TERM_TYPES]
     assert len(set(names)) == len(names) and all(kind.stats for kind in TERM_TYPES)
