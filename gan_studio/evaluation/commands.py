@@ -330,15 +330,16 @@ def _real_images(args, info) -> dict:
     }
 
 
-def _generate(args, generator, info, evaluator, real: dict, stages: StageProgress):
+def _generate(args, generator, info, evaluator, train_features, stages: StageProgress):
     """(uint8 images, their classes, the filter's record or None): n per class, image i of every class
-    from seed + i; with --filter, the first n of each class's seed stream that pass it."""
+    from seed + i; with --filter, the first n of each class's seed stream that pass it (its novelty
+    scored against ``train_features``, the real train images' FeatureSet)."""
     from gan_studio import sampling
 
     classes = range(len(info.class_names))
     stages.start("generating", total=len(info.class_names), unit="classes")
     if args.filter != "none":
-        return _generate_filtered(args, generator, info, evaluator, real, stages)
+        return _generate_filtered(args, generator, info, evaluator, train_features, stages)
     class_indices = [c for c in classes for _ in range(args.n_per_class)]
     seeds = [args.seed + i for _ in classes for i in range(args.n_per_class)]
     fake = sampling.generate(
@@ -353,29 +354,22 @@ def _generate(args, generator, info, evaluator, real: dict, stages: StageProgres
     return fake, class_indices, None
 
 
-def _generate_filtered(args, generator, info, evaluator, real: dict, stages: StageProgress):
+def _generate_filtered(args, generator, info, evaluator, train_features, stages: StageProgress):
     """The study's candidate streams, scored by this evaluator against the real train images."""
     import numpy as np
     import torch
 
     from gan_studio import sampling
     from gan_studio.metrics.candidates import NoveltyScorer, SyntheticPool
-    from gan_studio.metrics.context import FeatureSet
 
     rule = FilterRule(args.filter_confidence, args.filter_novelty, args.filter_max_factor)
     rule.validate()
-    train = real["train"]
-    # Kept for the metrics (build_context), which read the same features of the same images.
-    real["train_features"] = FeatureSet.from_images(
-        evaluator, train.images, train.labels, names=[r.path for r in train.records]
-    )
-    train_features, train_labels = real["train_features"].features, np.asarray(train.labels)
     pool = SyntheticPool(
         lambda c, seeds: sampling.generate(
             generator, [c] * len(seeds), seeds, truncation=args.truncation, batch_size=args.batch
         ),
         evaluator,
-        NoveltyScorer(train_features, train_labels),
+        NoveltyScorer(train_features.features, np.asarray(train_features.labels)),
         rule,
         first_seed=args.seed,
         chunk=max(args.batch, 64),
@@ -510,6 +504,7 @@ def _meta(args, info, evaluator, real: dict, filtered: dict | None = None) -> di
 def run_evaluate(args) -> int:
     from gan_studio.metrics import build_context, write_evaluation
     from gan_studio.metrics.c2st import MIN_COARSE_PX, coarse_px_fits
+    from gan_studio.metrics.context import FeatureSet
     from gan_studio.metrics.report import summary_line
 
     _check_sources(args)
@@ -524,19 +519,24 @@ def run_evaluate(args) -> int:
         )
     stages.start("real images", detail="reading the dataset")
     real = _real_images(args, info)
+    train, test = real["train"], real["test"]
+    train_features = None  # --filter scores novelty against them; the metrics then reuse them
+    if args.images is None and args.filter != "none":
+        train_features = FeatureSet.from_images(
+            evaluator, train.images, train.labels, names=[r.path for r in train.records]
+        )
     if args.images is not None:
         stages.start("generating", detail="reading the given images")
         fake, class_indices, given = _given_images(args, info)
         filtered = None
     else:
-        fake, class_indices, filtered = _generate(args, generator, info, evaluator, real, stages)
+        fake, class_indices, filtered = _generate(args, generator, info, evaluator, train_features, stages)
         given = None
-    train, test = real["train"], real["test"]
-    known = real.get("train_features")  # --filter has read them already
-    stages.start("features", total=(0 if known else len(train)) + len(test) + len(fake), unit="images")
+    to_read = (len(train) if train_features is None else 0) + len(test) + len(fake)
+    stages.start("features", total=to_read, unit="images")
     ctx = build_context(
         evaluator,
-        real_train=known,
+        real_train=train_features,
         real_train_images=train.images,
         real_train_labels=train.labels,
         real_train_names=[r.path for r in train.records],
