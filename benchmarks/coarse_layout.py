@@ -81,7 +81,7 @@ def main() -> None:
     import torch
 
     from gan_studio.data import load_labeled_images, load_split
-    from gan_studio.evaluation.commands import _package_dir, _real_data_source
+    from gan_studio.evaluation.commands import package_dir, real_data_source
     from gan_studio.sampling import generate, load_generator
 
     torch.set_num_threads(1)
@@ -89,8 +89,8 @@ def main() -> None:
     for ckpt_dir in args.ckpt:
         G, info = load_generator(ckpt_dir, device="cpu")
         if real is None:  # the real train images of the first model's run, as c2st sees them
-            record = info.run_dir or _package_dir(ckpt_dir)
-            source, fit = _real_data_source(argparse.Namespace(data=None, ckpt=ckpt_dir, images=None), record)
+            record = info.run_dir or package_dir(ckpt_dir)
+            source, fit = real_data_source(None, record, ckpt_dir)
             data = load_labeled_images(source, G.resolution, fit=fit, progress=False)
             train, _ = load_split(Path(record) / "split.json").indices(data.records)
             real = data.subset(train)

@@ -183,28 +183,29 @@ def _given_images(args, info):
     return found.images[keep], labels, record
 
 
-def _real_data_source(args, run_dir: Path | None) -> tuple[str, str]:
-    """(dataset source, fit mode): --data wins, else what the run recorded in run.json."""
+def real_data_source(data: str | None, run_dir: Path | None, model: str | Path) -> tuple[str, str]:
+    """(dataset source, fit mode) of the real images to measure ``model`` against: ``data`` (--data)
+    wins, else what its run (or package) folder ``run_dir`` recorded in run.json."""
     from gan_studio.training.checkpoint import read_json
 
     run_data = {}
     if run_dir is not None and RunFolder(run_dir).run_path.is_file():
         run_data = read_json(RunFolder(run_dir).run_path).get("data", {})
     fit = run_data.get("fit", "center-crop")
-    if args.data:
-        return args.data, fit
+    if data:
+        return data, fit
     root, source = run_data.get("root"), run_data.get("source")
     if root and Path(root).is_dir():
         return root, fit
     if source:
         return source, fit
     raise ValueError(
-        f"'{args.ckpt or args.images}' does not record its dataset (no run.json); pass the real images "
+        f"'{model}' does not record its dataset (no run.json); pass the real images "
         "with --data DIR."
     )
 
 
-def _package_dir(ckpt: Path) -> Path | None:
+def package_dir(ckpt: Path) -> Path | None:
     """The package folder of ``--ckpt`` (the package itself or its generator/ folder), else None."""
     for folder in (ckpt, ckpt.parent):
         if (folder / "package.json").is_file() and RunFolder(folder).run_path.is_file():
@@ -310,8 +311,8 @@ def _real_images(args, info) -> dict:
     from gan_studio.data import DatasetError, load_labeled_images, load_split
 
     # A package carries its run's run.json and split.json, so it names its own data and split too.
-    record_dir = info.run_dir or (_package_dir(Path(args.ckpt)) if args.ckpt else None)
-    source, fit = _real_data_source(args, record_dir)
+    record_dir = info.run_dir or (package_dir(Path(args.ckpt)) if args.ckpt else None)
+    source, fit = real_data_source(args.data, record_dir, args.ckpt or args.images)
     split_path = _split_path(args, record_dir)
     real = load_labeled_images(source, info.resolution, fit=fit, progress=not args.no_progress)
     if list(real.class_names) != list(info.class_names):
