@@ -21,6 +21,7 @@ Which recipe (step times on a 2-core CPU; a GPU is far faster):
   tiny           32 px   CPU       seconds                   smoke tests
   photos-cpu-64  64 px   CPU       ~1.2 h (8000 steps)       your own photos, on a laptop or small server
   vise-parts-64  64 px   CPU       1.4 h (10000 steps)       reproducing checkpoints/vise-parts
+  gpu-64         64 px   GPU       untimed; minutes expected photos-cpu-64 at batch 64 (2000 steps)
   gpu-128        128 px  GPU       ~1-2 h on one GPU         your own photos, more detail
   gpu-256        256 px  GPU       a few hours on one GPU    your own photos, full detail
 

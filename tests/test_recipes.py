@@ -80,7 +80,9 @@ def test_recipe_values_then_command_line_values():
 
 
 def test_builtin_recipes_load_and_vise_parts_64_is_the_shipped_model():
-    assert set(builtin_recipes()) >= {"tiny", "photos-cpu-64", "vise-parts-64", "gpu-128", "gpu-256"}
+    assert set(builtin_recipes()) >= {
+        "tiny", "photos-cpu-64", "vise-parts-64", "gpu-64", "gpu-128", "gpu-256",
+    }  # fmt: skip
     for name in builtin_recipes():
         recipe = load_recipe(name)
         assert recipe.name == name and recipe.description
@@ -105,6 +107,29 @@ def test_builtin_recipes_load_and_vise_parts_64_is_the_shipped_model():
     assert (guide.arch, guide.stem_stride, guide.steps, guide.batch, guide.lr, guide.seed) == (
         "resnet18", "2", 1200, 64, 0.002, 7,
     )  # fmt: skip
+
+
+def test_gpu_64_is_photos_cpu_64_at_four_times_the_batch_and_equal_images_seen():
+    """The batch-64 recipe changes only what a 4x batch must: steps and phase starts / 4, learning
+    rates x sqrt(4), the EMA decay to the same horizon in images (decay^4); nothing else."""
+    small, large = (
+        load_recipe("photos-cpu-64").resolve({"out": "R"}),
+        load_recipe("gpu-64").resolve({"out": "R"}),
+    )
+    a, b = small.config, large.config
+    ratio = b.batch // a.batch
+    assert ratio == 4 and b.batch % b.class_group_size == 0
+    assert b.steps * b.batch == a.steps * a.batch
+    assert (b.lr_g, b.lr_d) == pytest.approx((a.lr_g * ratio**0.5, a.lr_d * ratio**0.5))
+    assert b.ema_decay == pytest.approx(a.ema_decay**ratio, abs=1e-4)
+    scaled = {"batch", "steps", "lr_g", "lr_d", "ema_decay", "sample_every", "ckpt_every"}
+    for f in dataclasses.fields(TrainConfig):
+        if f.name not in scaled:
+            assert getattr(a, f.name) == getattr(b, f.name), f.name
+    assert [(p.from_step * ratio, p.changes) for p in large.phases] == [
+        (p.from_step, p.changes) for p in small.phases
+    ]
+    assert load_recipe("gpu-64").guide == load_recipe("photos-cpu-64").guide
 
 
 def test_dry_run_prints_the_shipped_phases_and_writes_nothing(tmp_path):
