@@ -7,7 +7,7 @@
 #
 # Trains photos-cpu-64 (batch 16, 8000 steps) and gpu-64 (batch 64, 2000 steps, learning rates x2,
 # EMA over the same number of images) side by side on the same data and split, then evaluates both at
-# half way (128000 images seen, before the guide: steps 4000 and 1000) and at the end (256000 images)
+# half way (64000 images seen, before the guide: steps 4000 and 1000) and at the end (128000 images)
 # with the same evaluator, samples and metrics. Each run folder keeps every checkpoint. Running the
 # script again continues unfinished runs from their latest checkpoints and skips finished
 # evaluations; each evaluation's figures are appended to $OUT/results.jsonl as soon as they exist.
