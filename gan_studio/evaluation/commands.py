@@ -200,8 +200,7 @@ def real_data_source(data: str | None, run_dir: Path | None, model: str | Path) 
     if source:
         return source, fit
     raise ValueError(
-        f"'{model}' does not record its dataset (no run.json); pass the real images "
-        "with --data DIR."
+        f"'{model}' does not record its dataset (no run.json); pass the real images with --data DIR."
     )
 
 
