@@ -3,8 +3,9 @@
 A fixed step budget measures the budget as much as the data: an arm with twice the images needs more
 steps to converge, and an arm stopped early looks worse for it. Every arm of a study therefore trains
 under the same rule: evaluate on the real validation fold every ``eval_every`` steps, halve the
-learning rate after ``patience // 2`` evaluations without improvement, stop after ``patience``, never
-beyond ``max_steps``, and keep the weights of the best evaluation. Only the validation fold decides
+learning rate after ``patience // 2`` evaluations without improvement, stop after ``patience`` (both
+counted only once it beats chance), never beyond ``max_steps``, and keep the weights of the best
+evaluation. Only the validation fold decides
 when to stop; the test images are never seen here.
 
 The training set can mix real and synthetic images three ways (``TrainingMix``): as one dataset, with
@@ -251,13 +252,16 @@ def fit_to_convergence(
                     0,
                 )
                 continue
+            # A fit still at chance has not started to learn (a slow start, not a plateau): neither
+            # the learning-rate halving nor patience counts until it beats chance by more than luck,
+            # else it would be scored as a 10-15% "converged" arm, or left with too small a rate to
+            # ever start.
+            if best[1] <= learned:
+                continue
             since_best += 1
-            if since_best and since_best % max(1, rule.patience // 2) == 0:
+            if since_best % max(1, rule.patience // 2) == 0:
                 lr_scale *= 0.5
-            # A fit still at chance has not started to learn (a slow start, not a plateau): patience
-            # only counts once it beats chance by more than luck, else it would be scored as a 10-15%
-            # "converged" arm.
-            if since_best >= rule.patience and step >= rule.min_steps and best[1] > learned:
+            if since_best >= rule.patience and step >= rule.min_steps:
                 stopped_by = "patience"
                 break
         bar.close()
