@@ -5,8 +5,7 @@ steps to converge, and an arm stopped early looks worse for it. Every arm of a s
 under the same rule: evaluate on the real validation fold every ``eval_every`` steps, halve the
 learning rate after ``patience // 2`` evaluations without improvement, stop after ``patience`` (both
 counted only once it beats chance), never beyond ``max_steps``, and keep the weights of the best
-evaluation. Only the validation fold decides
-when to stop; the test images are never seen here.
+evaluation. Only the validation fold decides when to stop; the test images are never seen here.
 
 The training set can mix real and synthetic images three ways (``TrainingMix``): as one dataset, with
 the synthetic images' loss down-weighted, or with a fixed share of synthetic images in every batch.
