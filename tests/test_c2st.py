@@ -154,3 +154,37 @@ def test_coarse_c2st_tells_a_texture_from_a_shape_difference(tmp_path):
     assert 0.3 <= coarse["value"] <= 0.7, coarse
     assert coarse["classifier"]["coarse_px"] == 4 and "reduced to 4 px" in coarse["label"]
     assert coarse["real_baseline"] is not None  # the baseline is reduced alike
+
+
+def test_the_report_shows_which_samples_come_closest_to_passing(tmp_path):
+    """Half of each class's samples are drawn like the real images, half are noise: the held-out
+    samples the test finds most photo-like must be drawn ones, the least photo-like noise."""
+    real, test = squares(40, seed=3), squares(20, seed=2)
+    drawn_images, drawn_labels = squares(40, seed=11)
+    g = torch.Generator().manual_seed(12)
+    noise = torch.randint(0, 256, drawn_images.shape, generator=g, dtype=torch.uint8)
+    fake = (torch.cat([drawn_images, noise]), np.concatenate([drawn_labels, drawn_labels]))
+    ctx = context(real, fake, test)
+    results = compute_metrics(["c2st"], ctx)
+    result = results["c2st"]
+    most, least = result["most_photo_like"], result["least_photo_like"]
+    assert set(most) == set(least) == set(CLASSES)
+    n_drawn = len(drawn_images)
+    for name, c in zip(CLASSES, range(len(CLASSES))):
+        assert len(most[name]) == len(least[name]) == 3
+        assert all(fake[1][row["fake_index"]] == c for row in most[name] + least[name])
+        assert all(row["fake_index"] < n_drawn for row in most[name]), most[name]
+        assert all(row["fake_index"] >= n_drawn for row in least[name]), least[name]
+        p_most = [row["p_real"] for row in most[name]]
+        p_least = [row["p_real"] for row in least[name]]
+        assert p_most == sorted(p_most, reverse=True) and p_least == sorted(p_least)
+        assert min(p_most) > max(p_least)
+    json.dumps(result)
+    report = write_report(results, ctx, tmp_path, meta={}).read_text()
+    assert "### Which samples come closest to passing" in report
+    assert "![real, most and least photo-like samples per class](c2st_photo_likeness.png)" in report
+    assert f"{most[CLASSES[0]][0]['p_real']:.2f} (#{most[CLASSES[0]][0]['fake_index']})" in report
+    from PIL import Image
+
+    with Image.open(tmp_path / "c2st_photo_likeness.png") as grid:
+        assert grid.width > 9 * 32 and grid.height > len(CLASSES) * 32  # 3 groups of 3 tiles per class row

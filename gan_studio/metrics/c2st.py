@@ -18,6 +18,11 @@ images per class are options (``c2st_*`` in ``MetricContext.options``) and are r
 reduced to that many pixels and enlarged back before the test, so only coarse shape, pose and colour
 are left to tell them apart. Near 0.5 there while the full test reads near 1.0: the tell is fine
 detail (texture, edges); still near 1.0: the silhouettes themselves differ.
+
+Which samples come closest to passing: for every class the held-out generated images the test's
+classifier gives the highest and the lowest probability of being real (``most_photo_like``,
+``least_photo_like``; report.md shows them side by side). Looked at together they say what gives the
+samples away, and which kinds of sample already pass.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ STEM_STRIDE = 2
 SIDES = ("real", "generated")
 MIN_COARSE_PX = 2
 BASELINE_SIDES = ("train", "test")
+EXTREMES_PER_CLASS = 3  # held-out samples per class in most_photo_like and least_photo_like
 
 
 def coarse_px_fits(coarse_px: int, resolution: int) -> bool:
@@ -193,6 +199,8 @@ def two_sample_test(
     truth = np.concatenate([np.zeros(len(held_a), np.int64), np.ones(len(held_b), np.int64)])
     probs, _ = model.predict_uint8(held_images, precision="fp32")
     correct = probs.argmax(axis=1) == truth
+    # How much each held-out b image looks like a: read by the caller, never saved as such.
+    result["_held_b_scores"] = (held_b, probs[len(held_a) :, 0].astype(np.float64))
     held_classes = np.concatenate([a.labels[held_a], b.labels[held_b]])
     n_correct, n = int(correct.sum()), len(correct)
     from scipy.stats import binomtest  # a second of import: only when a C2ST runs
@@ -217,6 +225,21 @@ def two_sample_test(
             f"n_{name_b}": int((in_class & (truth == 1)).sum()),
         }
     return result
+
+
+def photo_likeness(
+    scores: tuple[np.ndarray, np.ndarray], labels: np.ndarray, class_names: list[str], k: int
+) -> tuple[dict, dict]:
+    """Per class, the ``k`` held-out generated images with the highest and the lowest probability of
+    being real (``scores``: their indices into the generated set, and that probability)."""
+    indices, p_real = scores
+    most, least = {}, {}
+    for c, name in enumerate(class_names):
+        mine = np.flatnonzero(labels[indices] == c)
+        order = mine[np.argsort(-p_real[mine], kind="stable")]
+        rows = [{"fake_index": int(indices[i]), "p_real": round(float(p_real[i]), 4)} for i in order]
+        most[name], least[name] = rows[:k], rows[::-1][:k]
+    return most, least
 
 
 @register_metric("c2st")
@@ -246,7 +269,13 @@ def classifier_two_sample_test(ctx: MetricContext) -> dict:
         baseline = {"value": None, "reason": "no real test images to compare the real train images with"}
     per_class = main.pop("per_class")
     precision = main.pop("classifier_precision", None)
+    scores = main.pop("_held_b_scores", None)
     baseline.pop("classifier_precision", None)
+    baseline.pop("_held_b_scores", None)
+    if scores is not None:
+        main["most_photo_like"], main["least_photo_like"] = photo_likeness(
+            scores, ctx.fake.labels, ctx.class_names, EXTREMES_PER_CLASS
+        )
     for name, row in per_class.items():
         row["real_baseline"] = baseline.get("per_class", {}).get(name, {}).get("accuracy")
     coarse = f", every image reduced to {settings['coarse_px']} px" if settings["coarse_px"] else ""

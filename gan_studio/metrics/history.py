@@ -3,7 +3,7 @@
 An evaluation folder (what ``evaluate --out OUT`` and the app's Evaluate tab write)::
 
     OUT/
-      metrics.json, report.md, samples.png, memorization_pairs.png
+      metrics.json, report.md, samples.png, memorization_pairs.png, c2st_photo_likeness.png
                               a copy of the newest evaluation, where readers before the history look
                               (``package --report``, the model registry, older app versions)
       evaluations/
@@ -37,7 +37,7 @@ HISTORY_DIR = "evaluations"
 INDEX_FILE = "index.json"
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.md"
-REPORT_FILES = (METRICS_FILE, REPORT_FILE, "samples.png", "memorization_pairs.png")
+REPORT_FILES = (METRICS_FILE, REPORT_FILE, "samples.png", "memorization_pairs.png", "c2st_photo_likeness.png")
 INDEX_VERSION = 1
 HEADLINE = (  # (key in headline_metrics, metric, key in its result)
     ("cas", "cas", "value"),

@@ -205,6 +205,34 @@ def _pairs_grid(pairs: list[dict], ctx: MetricContext, path: Path) -> Path | Non
     return save_image_grid(torch.stack(tiles), path, 2, row_labels=labels)
 
 
+def _photo_likeness_grid(c2st: dict, ctx: MetricContext, path: Path) -> Path | None:
+    """Per class: real train images, then the held-out samples c2st found most and least photo-like."""
+    most, least = c2st.get("most_photo_like"), c2st.get("least_photo_like")
+    if not most:
+        return None
+    k = max(len(rows) for rows in (*most.values(), *least.values()))
+    if k == 0:
+        return None
+    size = ctx.fake.images.shape[-1]
+    blank = ctx.fake.images.new_zeros(3, size, size)
+
+    def padded(images: list[torch.Tensor]) -> list[torch.Tensor]:
+        return images + [blank] * (k - len(images))
+
+    tiles, labels = [], []
+    for c, name in enumerate(ctx.class_names):
+        real = ctx.real_train.of_class(c).images[:k]
+        if len(real) and real.shape[-1] != size:
+            real = F.interpolate(real.float(), size=(size, size), mode="bilinear", antialias=True)
+            real = real.round().clamp(0, 255).to(torch.uint8)
+        tiles += padded(list(real))
+        for rows in (most.get(name, []), least.get(name, [])):
+            tiles += padded([ctx.fake.images[row["fake_index"]] for row in rows])
+        labels.append(name)
+    groups = [("real", k), ("most photo-like", k), ("least photo-like", k)]
+    return save_image_grid(torch.stack(tiles), path, 3 * k, row_labels=labels, column_groups=groups)
+
+
 def _memorization_section(memo: dict, n_generated: int, pairs_image: Path | None) -> list[str]:
     lines = [
         "## Memorisation: the generated images closest to a training image",
@@ -250,7 +278,7 @@ def _c2st_side(result: dict, sides: tuple[str, str]) -> list[str]:
     ]
 
 
-def _c2st_section(r: dict) -> list[str]:
+def _c2st_section(r: dict, likeness_image: Path | None = None) -> list[str]:
     """How the two-sample test was run, and both of its figures side by side."""
     c = r["classifier"]
     cap = f", at most {c['max_per_class']} per class and side" if c.get("max_per_class") else ""
@@ -284,7 +312,31 @@ def _c2st_section(r: dict) -> list[str]:
         "",
         _table(header, rows),
         "",
+        *_photo_likeness_lines(r, likeness_image),
     ]
+
+
+def _photo_likeness_lines(r: dict, image: Path | None) -> list[str]:
+    """Which held-out samples the test's classifier took for real most and least readily, per class."""
+    most, least = r.get("most_photo_like") or {}, r.get("least_photo_like") or {}
+    if not most:
+        return []
+
+    def probabilities(rows: list[dict]) -> str:
+        return ", ".join(f"{row['p_real']:.2f} (#{row['fake_index']})" for row in rows) or "-"
+
+    lines = [
+        "### Which samples come closest to passing",
+        "",
+        "For every class, the held-out generated images the test's classifier gave the highest and the "
+        "lowest probability of being real (generated image numbers in brackets), beside real train images "
+        "of the class. Compare them to see what gives the samples away.",
+        "",
+    ]
+    if image:
+        lines += [f"![real, most and least photo-like samples per class]({image.name})", ""]
+    rows = [[name, probabilities(most[name]), probabilities(least.get(name, []))] for name in most]
+    return lines + [_table(["class", "most photo-like: p(real)", "least photo-like: p(real)"], rows), ""]
 
 
 def render_markdown(results: dict, ctx: MetricContext, meta: dict, images: dict[str, Path | None]) -> str:
@@ -316,18 +368,22 @@ def render_markdown(results: dict, ctx: MetricContext, meta: dict, images: dict[
     if "memorization" in results:
         lines += _memorization_section(results["memorization"], len(ctx.fake), images.get("pairs"))
     if "c2st" in results:
-        lines += _c2st_section(results["c2st"])
+        lines += _c2st_section(results["c2st"], images.get("photo_likeness"))
     return "\n".join(lines)
 
 
 def write_report(results: dict, ctx: MetricContext, out_dir: str | os.PathLike, *, meta: dict) -> Path:
-    """metrics.json + report.md + samples.png + memorization_pairs.png in ``out_dir``; returns report.md."""
+    """metrics.json + report.md + samples.png + memorization_pairs.png + c2st_photo_likeness.png in
+    ``out_dir``; returns report.md."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     images = {
         "samples": _sample_grid(ctx, out_dir / "samples.png"),
         "pairs": _pairs_grid(
             _get(results, "memorization", "worst_pairs") or [], ctx, out_dir / "memorization_pairs.png"
+        ),
+        "photo_likeness": _photo_likeness_grid(
+            results.get("c2st") or {}, ctx, out_dir / "c2st_photo_likeness.png"
         ),
     }
     write_json_atomic(out_dir / "metrics.json", {"meta": meta, "metrics": results})
