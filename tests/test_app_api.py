@@ -214,9 +214,10 @@ def test_evaluate_tab_runs_metrics_and_the_augmentation_experiment(client, app):
     bench_job = job_done(client, "mine", "augment-bench")
     assert bench_job["state"] == "finished", bench_job["log"]
 
-    overview, per_class, samples, pairs, bench, bench_plot, report, where, study, study_plot = client.predict(
-        "mine", api_name="/evaluation_results"
+    overview, per_class, samples, pairs, likeness, bench, bench_plot, report, where, study, study_plot = (
+        client.predict("mine", api_name="/evaluation_results")
     )
+    assert likeness is None  # no c2st in this evaluation
     assert "No study yet" in study and study_plot is None
     metrics = " ".join(row[0] for row in overview["data"]).lower()
     assert "cas" in metrics and "precision" in metrics and "coverage" in metrics
@@ -225,6 +226,13 @@ def test_evaluate_tab_runs_metrics_and_the_augmentation_experiment(client, app):
     assert "real+syn" in bench and bench_plot is not None
     _, info = client.predict("mine", "mine/evaluator", api_name="/select_run")
     assert "CAS" in info  # the registry now lists the run's metrics
+    # An evaluation with c2st has its grid of the samples that came closest to passing: the tab shows it.
+    newest = EvaluationService(app[1].jobs, app[1].workdir).history(app[1].registry.get("generator", "mine"))[
+        -1
+    ]
+    Image.new("RGB", (8, 8)).save(newest.folder / "c2st_photo_likeness.png")
+    likeness = client.predict("mine", api_name="/evaluation_results")[4]
+    assert likeness and Image.open(likeness).size == (8, 8)
     with pytest.raises(AppError, match="has no evaluator yet"):
         client.predict(*eval_tab_inputs("mine", None, arms=["real+syn_filtered"]), api_name="/augment_bench")
 

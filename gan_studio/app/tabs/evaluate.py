@@ -40,10 +40,11 @@ N_PER_CLASS_MAX, SEEDS_MAX, BUDGET_HOURS_MAX = 100_000, 1000, 10_000.0
 JOB_KINDS = ("train-evaluator", "evaluate", "augment-bench", "study")
 _FILTER_RULE = f"confidence ≥ {FilterRule().confidence:g}, novelty ≥ {FilterRule().novelty:g}"
 SAMPLE_CHOICES = [("every sample", "none"), (f"kept by the filter: {_FILTER_RULE}", "confidence+novelty")]
+LIKENESS = "c2st_photo_likeness.png"  # evaluate's grid of the samples c2st found most / least photo-like
 EXPORT_CHOICE = "export:"  # + an export's file name: its generated images (evaluate --images)
 NOT_BY_DEFAULT = ("inception_fid", "c2st")  # offered, unticked: no weights offline; minutes of training
-RESULT_OUTPUTS = (
-    10  # overview, per class, samples, pairs, bench text and plot, report file and path, study x2
+RESULT_OUTPUTS = (  # overview, per class, samples, pairs, c2st likeness, bench text and plot,
+    11  # report file and path, study x2
 )
 HISTORY_OUTPUTS = 2  # the history table and the picker of the evaluation shown
 BUTTONS = (  # (the button's name in the layout, job kind, API name)
@@ -123,7 +124,7 @@ def _study_results(folder: Path):
 def _no_results(message: str, bench=("", None), study=("", None)) -> tuple:
     """The results' outputs with no metrics: empty tables and images, the bench and study if any."""
     return (
-        [], gr.update(value=[], headers=["class"]), None, None, *bench, None, message, *study,
+        [], gr.update(value=[], headers=["class"]), None, None, None, *bench, None, message, *study,
     )  # fmt: skip
 
 
@@ -168,6 +169,7 @@ def results(svc: EvalServices, run_id, evaluation_id=None):
         gr.update(value=rows, headers=headers),
         str(folder / "samples.png") if (folder / "samples.png").is_file() else None,
         str(folder / "memorization_pairs.png") if (folder / "memorization_pairs.png").is_file() else None,
+        str(folder / LIKENESS) if (folder / LIKENESS).is_file() else None,
         *bench,
         str(report) if report.is_file() else None,
         f"{_shown(evaluations, chosen.id, entry)}\n\n{saved}",
@@ -319,6 +321,10 @@ def _results_tabs(ui: SimpleNamespace) -> None:
                 label="Closest to a training image (generated | nearest real)", type="filepath",
                 interactive=False, elem_id="eval-pairs",
             )  # fmt: skip
+            ui.likeness = gr.Image(
+                label="c2st: real | the samples it found most photo-like | least photo-like (per class)",
+                type="filepath", interactive=False, elem_id="eval-c2st-likeness",
+            )  # fmt: skip
             ui.report_file = gr.File(label="Report (markdown)", elem_id="eval-report")
         with gr.Tab("Augmentation experiment", elem_id="eval-tab-bench"):
             ui.bench_plot = gr.Plot(label="Test accuracy by arm", elem_id="eval-bench-plot")
@@ -457,8 +463,8 @@ def _wire(svc: EvalServices, ui: SimpleNamespace, picker) -> None:
     watching = gr.State(None)  # per session: the job kind this session started last
     shown = handler(results, svc)
     result_outputs = [
-        ui.overview, ui.per_class, ui.samples, ui.pairs, ui.bench, ui.bench_plot, ui.report_file, ui.report_path,
-        ui.study_report, ui.study_plot,
+        ui.overview, ui.per_class, ui.samples, ui.pairs, ui.likeness, ui.bench, ui.bench_plot, ui.report_file,
+        ui.report_path, ui.study_report, ui.study_plot,
     ]  # fmt: skip
     inputs = [
         picker.run, picker.evaluator, ui.arch, ui.eval_steps, ui.n_per_class, ui.seed, ui.metrics, ui.arms,
