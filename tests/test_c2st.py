@@ -46,6 +46,7 @@ def test_two_halves_of_the_same_real_images_are_indistinguishable():
     assert 0.3 <= result["real_baseline"] <= 0.7, result["baseline"]
     assert result["n_real"] == result["n_generated"] == 45 and result["n_trained_on"] == 90
     assert result["p_value"] > 0.001  # no evidence of a difference
+    assert 0.25 <= result["auc"] <= 0.75, result["auc"]
     baseline = result["baseline"]
     assert baseline["n_trained_on"] == 90 and baseline["n_train"] + baseline["n_test"] == 90  # 30 per class
     assert set(result["per_class"]) == set(CLASSES)
@@ -63,6 +64,7 @@ def test_noise_is_told_apart_from_real_images():
     assert result["real_accuracy"] >= 0.8 and result["generated_accuracy"] >= 0.8
     assert all(row["accuracy"] >= 0.8 for row in result["per_class"].values()), result["per_class"]
     assert result["p_value"] < 1e-6 and result["ci95"][0] > 0.8
+    assert result["auc"] >= 0.9 and 0 < result["threshold"] < 1
     assert result["real_baseline"] is None and "no real test images" in result["baseline"]["reason"]
     classifier = result["classifier"]
     assert classifier["steps"] == 40 and classifier["batch_size"] == 32 and classifier["seed"] == 0
@@ -188,3 +190,34 @@ def test_the_report_shows_which_samples_come_closest_to_passing(tmp_path):
 
     with Image.open(tmp_path / "c2st_photo_likeness.png") as grid:
         assert grid.width > 9 * 32 and grid.height > len(CLASSES) * 32  # 3 groups of 3 tiles per class row
+
+
+def test_the_threshold_is_fitted_on_the_training_half():
+    from gan_studio.metrics.c2st import fitted_threshold
+
+    p = np.array([0.05, 0.1, 0.2, 0.3, 0.35, 0.4])
+    is_a = np.array([False, False, False, True, True, True])
+    assert 0.2 < fitted_threshold(p, is_a) < 0.3  # every image sorted right, though all are below 0.5
+    assert fitted_threshold(np.array([0.7, 0.7]), np.array([True, False])) == pytest.approx(0.7 - 1e-9)
+
+
+def test_an_off_centre_classifier_that_ranks_the_sides_apart_reads_as_telling_them_apart(monkeypatch):
+    """A classifier stopped early can sort the sides perfectly and still call every image "generated"
+    at 0.5 (its batch-norm statistics off-centre): at 0.5 that read as chance. With the threshold
+    fitted on the training half the test reads 1.0, and the AUC says the same without any threshold."""
+    import gan_studio.models.classifier_fit as fit
+
+    class OffCentre:
+        def predict_uint8(self, images, *args, **kwargs):
+            dark = images.float().mean(dim=(1, 2, 3)).numpy() < 100  # the squares; noise averages 127
+            p_real = np.where(dark, 0.3, 0.1)
+            return np.stack([p_real, 1 - p_real], axis=1), None
+
+    monkeypatch.setattr(fit, "train_classifier", lambda *args, **kwargs: OffCentre())
+    real = squares(20, seed=3)
+    noise = torch.randint(
+        0, 256, real[0].shape, generator=torch.Generator().manual_seed(4), dtype=torch.uint8
+    )
+    result = compute_metrics(["c2st"], context(real, (noise, real[1].clone())))["c2st"]
+    assert result["value"] == 1.0 and result["auc"] == 1.0, result
+    assert 0.1 < result["threshold"] < 0.3

@@ -266,7 +266,7 @@ def _memorization_section(memo: dict, n_generated: int, pairs_image: Path | None
 def _c2st_side(result: dict, sides: tuple[str, str]) -> list[str]:
     a, b = sides
     if result.get("value") is None:
-        return ["n/a", "", "", "", "", result.get("reason") or ""]
+        return ["n/a", "", "", "", "", result.get("reason") or "", ""]
     low, high = result["ci95"]
     return [
         format_value(result["value"], percent=True),
@@ -275,6 +275,7 @@ def _c2st_side(result: dict, sides: tuple[str, str]) -> list[str]:
         format_value(result[f"{b}_accuracy"], percent=True),
         f"{result[f'n_{a}']} + {result[f'n_{b}']}",
         f"{result['n_trained_on']} images; one-sided p = {result['p_value']:.2g}",
+        format_value(result.get("auc")),
     ]
 
 
@@ -300,6 +301,7 @@ def _c2st_section(r: dict, likeness_image: Path | None = None) -> list[str]:
         "generated / test side",
         "held out",
         "trained on",
+        "AUC",
     ]
     return [
         "## Realism: classifier two-sample test (C2ST)",
@@ -307,7 +309,9 @@ def _c2st_section(r: dict, likeness_image: Path | None = None) -> list[str]:
         f"A fresh {c['arch']} (from scratch, stem stride {c['stem_stride']}, {c['resolution']} px) learns to tell "
         f"the two sides apart on half of each, balanced within every class{cap}, for {c['steps']} steps of "
         f"{c['batch_size']} images (seed {c['seed']}, augmentation: {c['augment']}), and is scored on the other "
-        "half. 50% means it cannot tell them apart, 100% that it always can. The baseline runs the same test "
+        "half, at the probability cut that sorts its training half best (a classifier stopped after a fixed "
+        "budget can be off-centre). 50% means it cannot tell them apart, 100% that it always can; the AUC "
+        "says the same without any cut. The baseline runs the same test "
         f"on real train against real test images: read the generator's figure against it.{coarse}",
         "",
         _table(header, rows),
