@@ -184,6 +184,7 @@ def test_the_report_shows_which_samples_come_closest_to_passing(tmp_path):
     json.dumps(result)
     report = write_report(results, ctx, tmp_path, meta={}).read_text()
     assert "### Which samples come closest to passing" in report
+    assert f"counted a sample as real from {result['threshold']:.2f} up" in report
     assert "![real, most and least photo-like samples per class](c2st_photo_likeness.png)" in report
     assert f"{most[CLASSES[0]][0]['p_real']:.2f} (#{most[CLASSES[0]][0]['fake_index']})" in report
     from PIL import Image

@@ -334,7 +334,8 @@ def _photo_likeness_lines(r: dict, image: Path | None) -> list[str]:
         "",
         "For every class, the held-out generated images the test's classifier gave the highest and the "
         "lowest probability of being real (generated image numbers in brackets), beside real train images "
-        "of the class. Compare them to see what gives the samples away.",
+        f"of the class; the test counted a sample as real from {r.get('threshold', 0.5):.2f} up. Compare "
+        "them to see what gives the samples away.",
         "",
     ]
     if image:
