@@ -174,9 +174,12 @@ def two_sample_test(
     device: torch.device,
     progress: bool = False,
     on_step: Callable[[int, int], None] | None = None,
+    ranked_per_class: int = 0,
 ) -> dict:
     """Train a fresh classifier on half of ``a`` (label 0) and half of ``b`` (label 1), balanced per class;
-    score it on the other halves. Accuracies are None (with a ``reason``) when a half would be empty."""
+    score it on the other halves. Accuracies are None (with a ``reason``) when a half would be empty.
+    ``ranked_per_class`` > 0 adds, per class, that many held-out ``b`` images it found most and least
+    like ``a`` (``{b}_most_like_{a}``, ``{b}_least_like_{a}``)."""
     from gan_studio.models.classifier_fit import train_classifier
 
     train_a, held_a, train_b, held_b = balanced_halves(
@@ -232,8 +235,11 @@ def two_sample_test(
     threshold = fitted_threshold(train_probs[:, 0], train_labels.numpy() == 0)
     probs, _ = model.predict_uint8(held_images, precision="fp32")
     correct = (probs[:, 0] >= threshold) == (truth == 0)
-    # How much each held-out b image looks like a: read by the caller, never saved as such.
-    result["_held_b_scores"] = (held_b, probs[len(held_a) :, 0].astype(np.float64))
+    if ranked_per_class > 0:
+        most, least = ranked_by_likeness(
+            held_b, probs[len(held_a) :, 0], b.labels, class_names, ranked_per_class
+        )
+        result[f"{name_b}_most_like_{name_a}"], result[f"{name_b}_least_like_{name_a}"] = most, least
     held_classes = np.concatenate([a.labels[held_a], b.labels[held_b]])
     n_correct, n = int(correct.sum()), len(correct)
     from scipy.stats import binomtest  # a second of import: only when a C2ST runs
@@ -262,17 +268,16 @@ def two_sample_test(
     return result
 
 
-def photo_likeness(
-    scores: tuple[np.ndarray, np.ndarray], labels: np.ndarray, class_names: list[str], k: int
+def ranked_by_likeness(
+    indices: np.ndarray, p_a: np.ndarray, labels: np.ndarray, class_names: list[str], k: int
 ) -> tuple[dict, dict]:
-    """Per class, the ``k`` held-out generated images with the highest and the lowest probability of
-    being real (``scores``: their indices into the generated set, and that probability)."""
-    indices, p_real = scores
+    """Per class, the ``k`` images (``indices`` into their set, of ``labels``) with the highest and the
+    lowest probability ``p_a`` of being side a. Rows name them as c2st's report reads them."""
     most, least = {}, {}
     for c, name in enumerate(class_names):
         mine = np.flatnonzero(labels[indices] == c)
-        order = mine[np.argsort(-p_real[mine], kind="stable")]
-        rows = [{"fake_index": int(indices[i]), "p_real": round(float(p_real[i]), 4)} for i in order]
+        order = mine[np.argsort(-p_a[mine], kind="stable")]
+        rows = [{"fake_index": int(indices[i]), "p_real": round(float(p_a[i]), 4)} for i in order]
         most[name], least[name] = rows[:k], rows[::-1][:k]
     return most, least
 
@@ -295,7 +300,14 @@ def classifier_two_sample_test(ctx: MetricContext) -> dict:
     def on_step(first: int):  # both classifiers' steps as one count, for ctx.tick
         return (lambda done, _: ctx.tick(first + done, tests * steps)) if ctx.tick is not None else None
 
-    main = two_sample_test(ctx.real_train, ctx.fake, sides=SIDES, on_step=on_step(0), **common)
+    main = two_sample_test(
+        ctx.real_train,
+        ctx.fake,
+        sides=SIDES,
+        on_step=on_step(0),
+        ranked_per_class=EXTREMES_PER_CLASS,
+        **common,
+    )
     if with_baseline:
         baseline = two_sample_test(
             ctx.real_train, ctx.real_test, sides=BASELINE_SIDES, on_step=on_step(steps), **common
@@ -304,13 +316,10 @@ def classifier_two_sample_test(ctx: MetricContext) -> dict:
         baseline = {"value": None, "reason": "no real test images to compare the real train images with"}
     per_class = main.pop("per_class")
     precision = main.pop("classifier_precision", None)
-    scores = main.pop("_held_b_scores", None)
     baseline.pop("classifier_precision", None)
-    baseline.pop("_held_b_scores", None)
-    if scores is not None:
-        main["most_photo_like"], main["least_photo_like"] = photo_likeness(
-            scores, ctx.fake.labels, ctx.class_names, EXTREMES_PER_CLASS
-        )
+    if "generated_most_like_real" in main:
+        main["most_photo_like"] = main.pop("generated_most_like_real")
+        main["least_photo_like"] = main.pop("generated_least_like_real")
     for name, row in per_class.items():
         row["real_baseline"] = baseline.get("per_class", {}).get(name, {}).get("accuracy")
     coarse = f", every image reduced to {settings['coarse_px']} px" if settings["coarse_px"] else ""

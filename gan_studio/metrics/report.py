@@ -189,6 +189,14 @@ def _sample_grid(ctx: MetricContext, path: Path) -> Path | None:
     return save_image_grid(torch.cat(rows), path, SAMPLES_PER_CLASS_IN_GRID, row_labels=ctx.class_names)
 
 
+def _at_size(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 [N, 3, H, W] images at ``size`` px (real images beside samples, shown alike)."""
+    if not len(images) or images.shape[-1] == size:
+        return images
+    x = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True)
+    return x.round().clamp(0, 255).to(torch.uint8)
+
+
 def _pairs_grid(pairs: list[dict], ctx: MetricContext, path: Path) -> Path | None:
     """Each worst pair as one row: generated image, then its nearest training image (at the same size)."""
     if not pairs:
@@ -196,10 +204,7 @@ def _pairs_grid(pairs: list[dict], ctx: MetricContext, path: Path) -> Path | Non
     size = ctx.fake.images.shape[-1]
     tiles = []
     for pair in pairs:
-        real = ctx.real_train.images[pair["real_index"]]
-        if real.shape[-1] != size:
-            real = F.interpolate(real[None].float(), size=(size, size), mode="bilinear", antialias=True)
-            real = real[0].round().clamp(0, 255).to(torch.uint8)
+        real = _at_size(ctx.real_train.images[pair["real_index"]][None], size)[0]
         tiles += [ctx.fake.images[pair["fake_index"]], real]
     labels = [f"{p['class']} {p['ratio']:.2f}" for p in pairs]
     return save_image_grid(torch.stack(tiles), path, 2, row_labels=labels)
@@ -221,11 +226,7 @@ def _photo_likeness_grid(c2st: dict, ctx: MetricContext, path: Path) -> Path | N
 
     tiles, labels = [], []
     for c, name in enumerate(ctx.class_names):
-        real = ctx.real_train.of_class(c).images[:k]
-        if len(real) and real.shape[-1] != size:
-            real = F.interpolate(real.float(), size=(size, size), mode="bilinear", antialias=True)
-            real = real.round().clamp(0, 255).to(torch.uint8)
-        tiles += padded(list(real))
+        tiles += padded(list(_at_size(ctx.real_train.of_class(c).images[:k], size)))
         for rows in (most.get(name, []), least.get(name, [])):
             tiles += padded([ctx.fake.images[row["fake_index"]] for row in rows])
         labels.append(name)
