@@ -241,6 +241,7 @@ def two_sample_test(
         )
         result[f"{name_b}_most_like_{name_a}"], result[f"{name_b}_least_like_{name_a}"] = most, least
     held_classes = np.concatenate([a.labels[held_a], b.labels[held_b]])
+    result["per_class"] = _per_class(correct, truth, held_classes, class_names, sides)
     n_correct, n = int(correct.sum()), len(correct)
     from scipy.stats import binomtest  # a second of import: only when a C2ST runs
 
@@ -256,16 +257,29 @@ def two_sample_test(
             "classifier_precision": precision,
         }
     )
+    return result
+
+
+def _per_class(
+    correct: np.ndarray,
+    truth: np.ndarray,
+    classes: np.ndarray,
+    class_names: list[str],
+    sides: tuple[str, str],
+) -> dict:
+    """Held-out accuracy within each class, overall and on each side."""
+    name_a, name_b = sides
+    rows = {}
     for c, name in enumerate(class_names):
-        in_class = held_classes == c
-        result["per_class"][name] = {
+        in_class = classes == c
+        rows[name] = {
             "accuracy": _accuracy(correct[in_class]),
             f"{name_a}_accuracy": _accuracy(correct[in_class & (truth == 0)]),
             f"{name_b}_accuracy": _accuracy(correct[in_class & (truth == 1)]),
             f"n_{name_a}": int((in_class & (truth == 0)).sum()),
             f"n_{name_b}": int((in_class & (truth == 1)).sum()),
         }
-    return result
+    return rows
 
 
 def ranked_by_likeness(
